@@ -1,0 +1,18 @@
+"""ostinato.core: scans, SSM/RNN layers, attention with memory, registry, config, trainer, CLI, data roots."""
+from .errors import ConfigError, DataError, OstinatoError, TrainingError
+from .registry import create_model, list_datasets, list_models, register_dataset, register_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "OstinatoError",
+    "TrainingError",
+    "create_model",
+    "list_models",
+    "list_datasets",
+    "register_model",
+    "register_dataset",
+    "__version__",
+]

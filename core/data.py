@@ -1,0 +1,226 @@
+"""Data roots, dataset specs, verified downloads, and the bundle a dataset builder returns.
+
+Where a file is looked for, in order:
+
+1. an explicit root (``--data-root DIR`` or a config path),
+2. ``$OSTINATO_DATA``,
+3. ``~/.cache/ostinato`` (where ``ostinato data download`` puts files),
+4. the small samples shipped inside the package (when the dataset ships any).
+
+Every root has the same layout: a file is addressed by a relative path such as
+``timeseries/ETT/ETTh1.csv``. A missing file gives a one-line :class:`DataError` that says
+where ostinato looked and how to get the data.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .errors import DataError
+from .io import atomic_write
+
+CACHE_DIR = Path(os.environ.get("OSTINATO_CACHE", Path.home() / ".cache" / "ostinato"))
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    path: str  # relative to a data root, e.g. "timeseries/ETT/ETTh1.csv"
+    sha256: str | None = None
+    url: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Declares a dataset: its files, checksums, source and licence."""
+
+    name: str
+    domain: str
+    files: tuple[FileSpec, ...]
+    source: str
+    licence: str
+    description: str = ""
+    shipped: Path | None = None  # a package folder laid out like a data root
+    how_to_get: str = ""  # shown when the files are missing and cannot be downloaded
+
+
+def data_roots(explicit: str | Path | None = None, shipped: Path | None = None) -> list[tuple[str, Path]]:
+    """The roots searched, in order, each with a label for messages."""
+    roots: list[tuple[str, Path]] = []
+    if explicit:
+        roots.append(("--data-root", Path(explicit).expanduser()))
+    env = os.environ.get("OSTINATO_DATA")
+    if env:
+        roots.append(("$OSTINATO_DATA", Path(env).expanduser()))
+    roots.append(("cache", CACHE_DIR))
+    if shipped is not None:
+        roots.append(("shipped", Path(shipped)))
+    return roots
+
+
+def locate(
+    relpath: str,
+    data_root: str | Path | None = None,
+    shipped: Path | None = None,
+    hint: str = "",
+) -> Path:
+    """Find ``relpath`` under the data roots (see module doc); raise a one-line DataError.
+
+    An absolute path, or a path that exists relative to the working directory, is used as is.
+    """
+    p = Path(relpath).expanduser()
+    if p.is_absolute():
+        if p.exists():
+            return p
+        raise DataError(f"{p}: no such file")
+    tried = []
+    for label, root in data_roots(data_root, shipped):
+        cand = root / relpath
+        if cand.exists():
+            return cand
+        tried.append(f"{label} {root}")
+    if p.exists():  # a path relative to the working directory
+        return p
+    how = f"; {hint}" if hint else "; pass --data-root DIR or set OSTINATO_DATA"
+    raise DataError(f"dataset file {relpath!r} not found (looked in: {'; '.join(tried)}){how}")
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(spec: DatasetSpec, data_root: str | Path | None = None) -> list[tuple[str, str, str]]:
+    """Check each file of ``spec``: returns (relpath, status, where) with status ok/missing/bad-checksum."""
+    rows = []
+    for f in spec.files:
+        try:
+            p = locate(f.path, data_root, spec.shipped)
+        except DataError:
+            rows.append((f.path, "missing", "-"))
+            continue
+        if f.sha256 and sha256_of(p) != f.sha256:
+            rows.append((f.path, "bad-checksum", str(p)))
+        else:
+            rows.append((f.path, "ok" if f.sha256 else "ok (no checksum declared)", str(p)))
+    return rows
+
+
+def download(
+    spec: DatasetSpec,
+    dest_root: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    timeout: float = 60.0,
+) -> list[Path]:
+    """Fetch every file of ``spec`` that has a URL into ``dest_root`` (default: the cache).
+
+    Each file is streamed to a temporary file, its size and sha256 are checked, and only
+    then is it renamed into place, so a truncated or corrupted transfer never leaves a file
+    that looks valid.
+    """
+    dest = Path(dest_root).expanduser() if dest_root else CACHE_DIR
+    out = []
+    fetchable = [f for f in spec.files if f.url]
+    if not fetchable:
+        raise DataError(
+            f"dataset {spec.name!r} has no public download; {spec.how_to_get or 'place its files under a data root'}"
+        )
+    for f in fetchable:
+        target = dest / f.path
+        if target.exists() and (not f.sha256 or sha256_of(target) == f.sha256):
+            out.append(target)
+            continue
+        if progress:
+            progress(f"downloading {f.url} -> {target}")
+        h = hashlib.sha256()
+        n = 0
+
+        def write(fh):
+            nonlocal n
+            try:
+                with urllib.request.urlopen(f.url, timeout=timeout) as r:
+                    while True:
+                        block = r.read(1 << 20)
+                        if not block:
+                            break
+                        h.update(block)
+                        n += len(block)
+                        fh.write(block)
+            except OSError as e:
+                raise DataError(f"download of {f.url} failed: {getattr(e, 'reason', e)}") from None
+            if f.size is not None and n != f.size:
+                raise DataError(f"download of {f.url} is truncated or wrong: {n} bytes, expected {f.size}")
+            if f.sha256 and h.hexdigest() != f.sha256:
+                raise DataError(f"download of {f.url} failed its checksum: sha256 {h.hexdigest()[:12]}…, expected {f.sha256[:12]}…")
+
+        atomic_write(target, write)
+        out.append(target)
+    return out
+
+
+def copy_shipped(spec: DatasetSpec, dest_root: str | Path) -> None:  # used by tests and `data` verbs
+    if spec.shipped is None:
+        return
+    for f in spec.files:
+        src = Path(spec.shipped) / f.path
+        if src.exists():
+            (Path(dest_root) / f.path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, Path(dest_root) / f.path)
+
+
+def index_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """A generator that depends only on (seed, epoch, index).
+
+    Datasets that sample (negatives, crops, noise, on-the-fly sequences) draw from this
+    instead of a global RNG, so a sample is the same whatever worker or process loads it,
+    and a resumed run sees exactly the samples an uninterrupted run would have.
+    """
+    return np.random.Generator(np.random.PCG64([int(seed) & 0xFFFFFFFF, int(epoch), int(index)]))
+
+
+@dataclass
+class DataBundle:
+    """What a registered dataset builder returns to the trainer and the evaluator.
+
+    ``train``/``val``/``test`` are map-style datasets (``val`` is never the test split).
+    ``model_kwargs`` are config fields the model needs from the data (vocabulary size,
+    number of variates, ...) and are merged into the model config. ``meta`` carries
+    whatever the domain's ``evaluate`` needs (scalers, seen items, ...).
+    A dataset may define ``set_epoch(epoch)``; ``fit`` calls it before each epoch.
+    """
+
+    train: Any = None
+    val: Any = None
+    test: Any = None
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    collate: Callable | None = None
+    shuffle: bool = True
+    drop_last: bool = False
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, name: str):
+        if name not in ("train", "val", "test"):
+            raise DataError(f"unknown split {name!r}; expected train, val or test")
+        ds = getattr(self, name)
+        if ds is None:
+            raise DataError(f"this dataset has no {name!r} split")
+        return ds
+
+
+def batches(dataset, batch_size: int, collate: Callable | None = None) -> Iterable[Any]:
+    """Iterate a map-style dataset in order, in batches (for evaluation)."""
+    from torch.utils.data import DataLoader
+
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)

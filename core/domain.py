@@ -1,0 +1,63 @@
+"""How a domain plugs into the core.
+
+Each domain package exposes a module ``ostinato.<domain>.domain`` that defines ``DOMAIN``, a
+:class:`Domain`, and imports its model and dataset modules so that they register. The
+module is named in ``pyproject.toml`` under the entry-point group ``ostinato.domains``; the
+core finds domains only through that group, so ``ostinato.core`` never imports a domain by
+name.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ConfigError
+
+
+@dataclass
+class Domain:
+    name: str
+    recipes_dir: Path
+    # evaluate(model, data: DataBundle, split: "val"|"test", cfg: RunConfig) -> {metric: value}
+    evaluate: Callable[..., dict[str, float]]
+    # typed dataclass for the recipe's `eval:` section (protocol, k values, ...)
+    eval_config: type | None = None
+    # bench(quick: bool, out: Path | None) -> dict (also prints a table)
+    bench: Callable[..., dict[str, Any]] | None = None
+    # add_cli(subparsers) adds domain verbs such as `ostinato enhance`
+    add_cli: Callable[[argparse._SubParsersAction], None] | None = None
+    # DatasetSpec objects: where files are found, checksums, sources, licences
+    datasets: list[Any] = field(default_factory=list)
+    # extra rows for `ostinato ls envs` etc.: {"envs": callable -> list[(name, status)]}
+    listings: dict[str, Callable[[], list[tuple[str, str]]]] = field(default_factory=dict)
+
+
+_DOMAINS: dict[str, Domain] = {}
+_LOADED = False
+_GROUP = "ostinato.domains"
+
+
+def load_domains() -> dict[str, Domain]:
+    """Import every domain named in the ``ostinato.domains`` entry-point group (once)."""
+    global _LOADED
+    if _LOADED:
+        return _DOMAINS
+    _LOADED = True
+    for ep in sorted(entry_points(group=_GROUP), key=lambda e: e.name):
+        module = importlib.import_module(ep.value)
+        dom = getattr(module, "DOMAIN", None)
+        if not isinstance(dom, Domain):
+            raise RuntimeError(f"entry point {ep.name} -> {ep.value} defines no DOMAIN = Domain(...)")
+        _DOMAINS[dom.name] = dom
+    return _DOMAINS
+
+
+def get_domain(name: str) -> Domain:
+    doms = load_domains()
+    if name not in doms:
+        raise ConfigError(f"unknown domain {name!r}; expected one of: {', '.join(sorted(doms)) or '(none installed)'}")
+    return doms[name]

@@ -1,0 +1,138 @@
+"""Explicit registries for models and datasets.
+
+A model builder is a function ``builder(cfg) -> nn.Module`` whose single argument is an
+instance of a typed dataclass config. Registering it records the name, the domain (taken
+from the defining module, ``ostinato.<domain>...``), the config class and a one-line
+description (the builder's docstring unless given). Names are global and unique: a
+duplicate raises.
+
+    @register_model("sasrec", config=SASRecConfig)
+    def sasrec(cfg: SASRecConfig) -> SASRec:
+        '''SASRec with the paper's defaults (Kang & McAuley, 2018).'''
+        return SASRec(cfg)
+
+    model = create_model("sasrec", n_items=100, d_model=64)
+
+Datasets use the same mechanism (``register_dataset``); their builder has the signature
+``builder(cfg, data_root: Path | None) -> DataBundle``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    kind: str  # "model" | "dataset"
+    domain: str
+    builder: Callable[..., Any]
+    config: type
+    description: str
+
+
+_REGISTRIES: dict[str, dict[str, Entry]] = {"model": {}, "dataset": {}}
+
+
+def _domain_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "ostinato" else parts[0]
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0].strip() if (doc or "").strip() else ""
+
+
+def _register(kind: str, name: str, config: type, domain: str | None, description: str | None):
+    if not dataclasses.is_dataclass(config):
+        raise TypeError(f"register_{kind}({name!r}): config must be a dataclass, got {config!r}")
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        reg = _REGISTRIES[kind]
+        if name in reg:
+            old = reg[name]
+            raise ValueError(
+                f"{kind} {name!r} is already registered by {old.builder.__module__}.{old.builder.__qualname__}"
+            )
+        reg[name] = Entry(
+            name=name,
+            kind=kind,
+            domain=domain or _domain_of(fn.__module__),
+            builder=fn,
+            config=config,
+            description=description or _first_line(fn.__doc__),
+        )
+        return fn
+
+    return deco
+
+
+def register_model(name: str, *, config: type, domain: str | None = None, description: str | None = None):
+    """Decorator: register ``builder(cfg) -> nn.Module`` under ``name``. Duplicates raise."""
+    return _register("model", name, config, domain, description)
+
+
+def register_dataset(name: str, *, config: type, domain: str | None = None, description: str | None = None):
+    """Decorator: register ``builder(cfg, data_root) -> DataBundle`` under ``name``."""
+    return _register("dataset", name, config, domain, description)
+
+
+def _lookup(kind: str, name: str) -> Entry:
+    from .domain import load_domains
+
+    load_domains()
+    reg = _REGISTRIES[kind]
+    if name not in reg:
+        close = [n for n in reg if name.lower() in n.lower() or n.lower() in name.lower()]
+        hint = f"; similar: {', '.join(sorted(close)[:5])}" if close else ""
+        raise ConfigError(f"unknown {kind} {name!r}{hint}; see `ostinato ls {kind}s`")
+    return reg[name]
+
+
+def get_model(name: str) -> Entry:
+    return _lookup("model", name)
+
+
+def get_dataset(name: str) -> Entry:
+    return _lookup("dataset", name)
+
+
+def make_config(entry: Entry, overrides: dict[str, Any] | None = None, where: str = ""):
+    """Build ``entry.config`` from a dict of overrides, validating keys and types."""
+    from .config import from_dict
+
+    return from_dict(entry.config, overrides or {}, where=where or entry.kind)
+
+
+def create_model(name: str, **overrides: Any):
+    """Build a registered model; keyword overrides are fields of its config dataclass."""
+    entry = get_model(name)
+    return entry.builder(make_config(entry, overrides, where=f"model {name}"))
+
+
+def _list(kind: str, domain: str | None, pattern: str | None) -> list[Entry]:
+    from .domain import load_domains
+
+    load_domains()
+    out = []
+    for e in sorted(_REGISTRIES[kind].values(), key=lambda e: (e.domain, e.name)):
+        if domain is not None and e.domain != domain:
+            continue
+        if pattern is not None and not fnmatch.fnmatch(e.name, pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"):
+            continue
+        out.append(e)
+    return out
+
+
+def list_models(domain: str | None = None, pattern: str | None = None) -> list[Entry]:
+    """Registered models, optionally filtered by domain and a glob/substring pattern."""
+    return _list("model", domain, pattern)
+
+
+def list_datasets(domain: str | None = None, pattern: str | None = None) -> list[Entry]:
+    return _list("dataset", domain, pattern)
