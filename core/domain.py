@@ -47,6 +47,9 @@ def load_domains() -> dict[str, Domain]:
     if _LOADED:
         return _DOMAINS
     _LOADED = True
+    from . import tasks  # the core's own synthetic task (registers the "core" pseudo-domain)
+
+    _DOMAINS["core"] = tasks.DOMAIN
     for ep in sorted(entry_points(group=_GROUP), key=lambda e: e.name):
         module = importlib.import_module(ep.value)
         dom = getattr(module, "DOMAIN", None)

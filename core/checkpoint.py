@@ -1,0 +1,56 @@
+"""Checkpoints: atomic writes, ``weights_only=True`` loads, and RNG state capture.
+
+A checkpoint is a plain dict of tensors and Python primitives (so that it loads with
+``torch.load(..., weights_only=True)``): model, optimizer, scheduler and grad-scaler state,
+the RNG states of torch (CPU and CUDA), NumPy and Python, the loop position (epoch, step,
+batch within the epoch), early-stopping state, the resolved config and the ostinato version.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import DataError
+from .io import atomic_write
+
+
+def rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"state": list(random.getstate()[1]), "gauss": random.getstate()[2]},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    py = state["python"]
+    random.setstate((3, tuple(int(x) for x in py["state"]), py["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(obj: dict[str, Any], path: Path) -> None:
+    """Write ``obj`` to ``path`` atomically (temp file + fsync + rename)."""
+    atomic_write(Path(path), lambda f: torch.save(obj, f))
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"checkpoint {p} does not exist")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:  # torn or foreign file
+        raise DataError(f"checkpoint {p} cannot be read: {str(e).splitlines()[0]}") from None

@@ -1,0 +1,258 @@
+"""The ``ostinato`` command.
+
+    ostinato ls [models|recipes|datasets|<listing>] [--domain D] [--pattern P]
+    ostinato train RECIPE [--out DIR] [--data-root DIR] [--resume] [--quiet] [key=value ...]
+    ostinato eval CHECKPOINT_OR_DIR [--split val|test] [--data-root DIR] [--json] [--save-gifs DIR] [key=value ...]
+    ostinato bench DOMAIN [--quick] [--json] [--out FILE]
+    ostinato data where|verify|download [DATASET] [--data-root DIR]
+
+plus the verbs each domain adds (``ostinato recommend``, ``ostinato forecast``, ...).
+Exit codes: 0 success, 2 usage or config error, 1 runtime failure. A user mistake prints
+one line on stderr; ``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from .errors import ConfigError, OstinatoError
+
+
+def _print_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+# ----------------------------------------------------------------------------- ls
+def cmd_ls(args) -> int:
+    from .domain import load_domains
+    from .recipe import list_recipes
+    from .registry import list_datasets, list_models
+
+    what = args.what
+    doms = load_domains()
+    listings = {k for d in doms.values() for k in d.listings}
+    valid = ["models", "recipes", "datasets", *sorted(listings)]
+    if what is not None and what not in valid:
+        raise ConfigError(f"ls {what!r}: expected one of {', '.join(valid)}")
+    if args.domain and args.domain not in doms and args.domain != "core":
+        raise ConfigError(f"--domain {args.domain!r}: expected one of core, {', '.join(sorted(doms))}")
+    if what in (None, "models"):
+        rows = [[e.name, e.domain, e.description] for e in list_models(args.domain, args.pattern)]
+        print(f"models ({len(rows)}):")
+        _print_table(rows, ["name", "domain", "description"])
+    if what in (None, "recipes"):
+        rows = [[name, str(p)] for name, p in list_recipes(args.domain) if not args.pattern or args.pattern in name]
+        print(f"\nrecipes ({len(rows)}):" if what is None else f"recipes ({len(rows)}):")
+        _print_table(rows, ["recipe", "file"])
+    if what in (None, "datasets"):
+        rows = []
+        for d in sorted(doms.values(), key=lambda d: d.name):
+            if args.domain and d.name != args.domain:
+                continue
+            for spec in d.datasets:
+                if args.pattern and args.pattern not in spec.name:
+                    continue
+                rows.append([spec.name, d.name, spec.licence, spec.description])
+        print(f"\ndatasets ({len(rows)}):" if what is None else f"datasets ({len(rows)}):")
+        _print_table(rows, ["name", "domain", "licence", "description"])
+        regs = [[e.name, e.domain, e.description] for e in list_datasets(args.domain, args.pattern)]
+        print(f"\ndataset loaders ({len(regs)}):")
+        _print_table(regs, ["name", "domain", "description"])
+    if what in listings:
+        rows = []
+        for d in sorted(doms.values(), key=lambda d: d.name):
+            if what in d.listings and (not args.domain or d.name == args.domain):
+                rows += [[name, d.name, status] for name, status in d.listings[what]()]
+        print(f"{what} ({len(rows)}):")
+        _print_table(rows, ["name", "domain", "status"])
+    return 0
+
+
+# ----------------------------------------------------------------------------- train / eval
+def _default_out(recipe: str) -> Path:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(recipe).stem if recipe.endswith((".yaml", ".yml")) else recipe)
+    return Path("runs") / stem
+
+
+def cmd_train(args) -> int:
+    from . import recipe as rec
+    from .train import fit
+
+    cfg = rec.load(args.recipe, args.overrides)
+    out = Path(args.out) if args.out else _default_out(args.recipe)
+    results = fit(cfg, out, data_root=args.data_root, resume=args.resume, quiet=args.quiet)
+    if int(__import__("os").environ.get("RANK", "0")) == 0:
+        print(f"run written to {out}")
+        for split in ("val", "test"):
+            if split in results:
+                print(f"{split}: " + ", ".join(f"{k}={v:.4g}" for k, v in results[split].items()))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .train import evaluate_split, load_run
+
+    overrides = list(args.overrides)
+    if args.save_gifs:
+        overrides.append(f"eval.save_gifs={args.save_gifs}")
+    model, cfg, data = load_run(args.checkpoint, data_root=args.data_root, overrides=overrides)
+    metrics = evaluate_split(model, data, args.split, cfg)
+    if args.json:
+        print(json.dumps({"split": args.split, **metrics}))
+    else:
+        _print_table([[k, f"{v:.6g}"] for k, v in metrics.items()], ["metric", args.split])
+    return 0
+
+
+# ----------------------------------------------------------------------------- bench / data
+def cmd_bench(args) -> int:
+    out = Path(args.out) if args.out else None
+    if args.domain == "core":
+        from .bench import run
+    else:
+        from .domain import get_domain
+
+        dom = get_domain(args.domain)
+        if dom.bench is None:
+            raise ConfigError(f"the {args.domain} domain has no benchmark")
+        run = dom.bench
+    result = run(quick=args.quick, out=out)
+    if out is not None:
+        from .io import atomic_write_text
+
+        atomic_write_text(out, json.dumps(result, indent=2, default=str))
+        print(f"wrote {out}")
+    if args.json:
+        print(json.dumps(result, default=str))
+    return 0
+
+
+def _specs(name: str | None):
+    from .domain import load_domains
+
+    specs = [s for d in load_domains().values() for s in d.datasets]
+    if name is None:
+        return specs
+    chosen = [s for s in specs if s.name == name]
+    if not chosen:
+        raise ConfigError(f"unknown dataset {name!r}; expected one of: {', '.join(sorted(s.name for s in specs))}")
+    return chosen
+
+
+def cmd_data(args) -> int:
+    from . import data as D
+
+    specs = _specs(args.dataset)
+    if args.action == "where":
+        print("search order: " + " -> ".join(f"{label} {p}" for label, p in D.data_roots(args.data_root)) + " -> shipped samples")
+        rows = []
+        for s in specs:
+            for f in s.files:
+                try:
+                    where = str(D.locate(f.path, args.data_root, s.shipped))
+                except OstinatoError:
+                    where = "(missing)"
+                rows.append([s.name, f.path, where])
+        _print_table(rows, ["dataset", "file", "found at"])
+        return 0
+    if args.action == "verify":
+        bad = 0
+        rows = []
+        for s in specs:
+            for path, status, where in D.verify(s, args.data_root):
+                rows.append([s.name, path, status, where])
+                bad += status == "bad-checksum"
+        _print_table(rows, ["dataset", "file", "status", "where"])
+        return 1 if bad else 0
+    for s in specs:  # download
+        if not any(f.url for f in s.files):
+            if args.dataset:
+                raise OstinatoError(f"dataset {s.name!r} has no public download; {s.how_to_get or 'see its licence'}")
+            continue
+        for p in D.download(s, args.data_root, progress=print):
+            print(f"ok {p}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ostinato", description="ostinato: recurrent / state-space models across domains")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    q = sub.add_parser("ls", help="list models, recipes, datasets (and domain listings such as envs)")
+    q.add_argument("what", nargs="?", help="models | recipes | datasets | envs ...")
+    q.add_argument("--domain")
+    q.add_argument("--pattern")
+    q.set_defaults(func=cmd_ls)
+
+    q = sub.add_parser("train", help="train a recipe")
+    q.add_argument("recipe", help="<domain>/<name> or a path to a YAML recipe")
+    q.add_argument("--out", help="run directory (default runs/<recipe>)")
+    q.add_argument("--data-root", help="look for datasets here first")
+    q.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.add_argument("overrides", nargs="*", metavar="key=value")
+    q.set_defaults(func=cmd_train)
+
+    q = sub.add_parser("eval", help="evaluate a trained run")
+    q.add_argument("checkpoint", help="a run directory or a .pt checkpoint")
+    q.add_argument("--split", choices=["val", "test"], default="test")
+    q.add_argument("--data-root")
+    q.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    q.add_argument("--save-gifs", metavar="DIR", help="write example predictions/rollouts as GIFs (vision, control)")
+    q.add_argument("overrides", nargs="*", metavar="key=value")
+    q.set_defaults(func=cmd_eval)
+
+    q = sub.add_parser("bench", help="run a domain's benchmark table")
+    q.add_argument("domain", help="core | vision | timeseries | audio | control | recsys")
+    q.add_argument("--quick", action="store_true")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--out", help="write the JSON result here")
+    q.set_defaults(func=cmd_bench)
+
+    q = sub.add_parser("data", help="where datasets are found; verify checksums; download public ones")
+    q.add_argument("action", choices=["where", "verify", "download"])
+    q.add_argument("dataset", nargs="?")
+    q.add_argument("--data-root")
+    q.set_defaults(func=cmd_data)
+
+    from .domain import load_domains
+
+    for dom in sorted(load_domains().values(), key=lambda d: d.name):
+        if dom.add_cli is not None:
+            dom.add_cli(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # `key=value` overrides may come after options
+            if hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):
+                args.overrides = list(args.overrides) + extra
+            else:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return int(args.func(args) or 0)
+    except OstinatoError as e:
+        if debug:
+            raise
+        print(f"ostinato: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("ostinato: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

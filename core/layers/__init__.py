@@ -1,0 +1,1 @@
+"""Sequence layers of the core. Importing this package registers every layer."""

@@ -1,0 +1,168 @@
+"""Run configuration: the typed sections of a recipe and how a recipe is found and resolved.
+
+A recipe is a YAML file with these top-level sections::
+
+    domain: recsys
+    model:   {name: sasrec, d_model: 50, ...}    # fields of the model's config dataclass
+    data:    {name: sasrec_txt, path: recsys/sasrec/Video.txt, batch_size: 128, ...}
+    optim:   {name: adam, lr: 1.0e-3, betas: [0.9, 0.98]}
+    sched:   {name: cosine, warmup_steps: 100}
+    trainer: {max_epochs: 200, eval_every: 20, monitor: ndcg@10, mode: max}
+    eval:    {protocol: sampled}                   # the domain's eval config dataclass
+
+``model``, ``data`` and ``eval`` are checked against the registered config dataclasses;
+``optim``, ``sched`` and ``trainer`` against the dataclasses below. ``RECIPE`` on the
+command line is ``<domain>/<name>`` (a shipped YAML) or a path to a YAML file.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .config import apply_overrides, from_dict, load_yaml, to_dict
+from .errors import ConfigError
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adam", "adamw", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    momentum: float = 0.9  # sgd only
+
+
+@dataclass
+class SchedConfig:
+    """LR schedule, stepped every optimizer step (``epoch_decay`` steps at epoch ends).
+
+    constant: lr (after optional linear warmup); cosine: warmup then cosine to ``min_lr``
+    over the run's total steps; onecycle: torch's OneCycleLR with ``pct_start``;
+    epoch_decay: lr * gamma ** epoch (TSLib's ``type1`` halves the lr every epoch).
+    """
+
+    name: Literal["constant", "cosine", "onecycle", "epoch_decay"] = "constant"
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+    pct_start: float = 0.3
+    gamma: float = 0.5
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 10
+    max_steps: int = 0  # 0: no step limit
+    max_minutes: float = 0.0  # wall-clock training budget; 0: none
+    steps_per_epoch: int = 0  # 0: one pass over the training set
+    eval_every: int = 1  # epochs between validations
+    eval_every_steps: int = 0  # if > 0, validate every this many steps instead
+    patience: int = 0  # validations without improvement before stopping; 0: off
+    monitor: str = "loss"  # key of the validation metrics used for selection
+    mode: Literal["min", "max"] = "min"
+    grad_clip: float = 0.0  # max grad norm; 0: off
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, off on CPU
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    ckpt_every_steps: int = 0  # also write last.pt every this many steps; 0: at validations only
+    log_every_steps: int = 50
+    num_workers: int = 0
+    threads: int = 0  # torch.set_num_threads; 0: leave as is
+    test_at_end: bool = True  # evaluate best.pt on test once, at the end
+
+
+@dataclass
+class RunConfig:
+    domain: str
+    model: dict[str, Any]
+    data: dict[str, Any]
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=SchedConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: dict[str, Any] = field(default_factory=dict)
+    recipe: str = ""
+
+
+_SECTIONS = ("domain", "model", "data", "optim", "sched", "trainer", "eval", "recipe")
+
+
+def find_recipe(ref: str) -> Path:
+    """``<domain>/<name>`` -> the shipped YAML; otherwise ``ref`` is a path to a YAML file."""
+    p = Path(ref)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise ConfigError(f"recipe file {ref!r} does not exist")
+        return p
+    from .domain import get_domain, load_domains
+
+    if "/" not in ref:
+        raise ConfigError(f"recipe {ref!r}: expected <domain>/<name> (see `ostinato ls recipes`) or a .yaml path")
+    dom, name = ref.split("/", 1)
+    if dom not in load_domains():
+        raise ConfigError(f"recipe {ref!r}: unknown domain {dom!r}; expected one of {', '.join(sorted(load_domains()))}")
+    path = get_domain(dom).recipes_dir / f"{name}.yaml"
+    if not path.exists():
+        have = sorted(q.stem for q in get_domain(dom).recipes_dir.glob("*.yaml"))
+        raise ConfigError(f"recipe {ref!r} not found; {dom} recipes: {', '.join(have) or '(none)'}")
+    return path
+
+
+def list_recipes(domain: str | None = None) -> list[tuple[str, Path]]:
+    from .domain import load_domains
+
+    out = []
+    for name, dom in sorted(load_domains().items()):
+        if domain and name != domain:
+            continue
+        for q in sorted(dom.recipes_dir.glob("*.yaml")):
+            out.append((f"{name}/{q.stem}", q))
+    return out
+
+
+def resolve(raw: dict[str, Any], overrides: list[str] | None = None, recipe: str = "") -> RunConfig:
+    """Apply overrides and validate every section; returns a RunConfig whose ``model``,
+    ``data`` and ``eval`` dicts hold every field of their config classes (defaults filled)."""
+    from .domain import get_domain
+    from .registry import get_dataset, get_model
+
+    d = apply_overrides(copy.deepcopy(raw), list(overrides or []))
+    unknown = [k for k in d if k not in _SECTIONS]
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(_SECTIONS)}")
+    for sec in ("model", "data"):
+        if not isinstance(d.get(sec), dict) or "name" not in d[sec]:
+            raise ConfigError(f"config key {sec + '.name'!r} is required (the registered {sec} to use)")
+    mentry = get_model(str(d["model"]["name"]))
+    dentry = get_dataset(str(d["data"]["name"]))
+    domain = d.get("domain") or mentry.domain
+    dom = get_domain(domain)
+    model = {k: v for k, v in d["model"].items() if k != "name"}
+    data = {k: v for k, v in d["data"].items() if k != "name"}
+    model = {"name": mentry.name, **to_dict(from_dict(mentry.config, model, where="model"))}
+    data = {"name": dentry.name, **to_dict(from_dict(dentry.config, data, where="data"))}
+    ev = d.get("eval") or {}
+    if dom.eval_config is not None:
+        ev = to_dict(from_dict(dom.eval_config, ev, where="eval"))
+    elif ev:
+        raise ConfigError(f"config key 'eval.{next(iter(ev))}': the {domain} domain takes no eval options")
+    return RunConfig(
+        domain=domain,
+        model=model,
+        data=data,
+        optim=from_dict(OptimConfig, d.get("optim"), where="optim"),
+        sched=from_dict(SchedConfig, d.get("sched"), where="sched"),
+        trainer=from_dict(TrainerConfig, d.get("trainer"), where="trainer"),
+        eval=ev,
+        recipe=str(d.get("recipe") or recipe),
+    )
+
+
+def load(ref: str, overrides: list[str] | None = None) -> RunConfig:
+    path = find_recipe(ref)
+    return resolve(load_yaml(path), overrides, recipe=ref)
+
+
+def as_dict(cfg: RunConfig) -> dict[str, Any]:
+    return to_dict(cfg)
