@@ -110,7 +110,8 @@ def load_h5_folder(folder: Path, in_frames: int, out_frames: int, test_days: int
     ok = [i for i in range(len(s) - t + 1) if s[i + t - 1] - s[i] == t - 1]
     win = np.stack([x[i: i + t] for i in ok])  # (W, T, 2, 32, 32)
     is_test = np.array([s[i] >= test_start for i in ok])
-    tr, te = win[~is_test], win[is_test]
+    is_train = np.array([s[i + t - 1] < test_start for i in ok])  # windows straddling the boundary are dropped
+    tr, te = win[is_train], win[is_test]
     return {"X_train": tr[:, :in_frames], "Y_train": tr[:, in_frames:], "X_test": te[:, :in_frames],
             "Y_test": te[:, in_frames:]}
 
