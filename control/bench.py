@@ -1,0 +1,92 @@
+"""``ostinato bench control``: does memory help where the task needs it?
+
+For each task, three policies are trained by behaviour cloning on the same oracle demos with
+the same budget (optimizer steps and a wall-clock cap), then evaluated closed-loop on the
+test seeds ``4242424242 + i`` (``success_once``, receding-horizon execution):
+
+- ``muvla``      m=16 memory tokens, TBPTT K=8 (the muVLA mechanism, CPU-sized backbone);
+- ``memoryless`` the same network with m=0 (expected near chance, 1/3, on these tasks);
+- ``lstm``       the same network with a core-LSTM state token instead of memory tokens.
+
+Tasks: the pure-gymnasium cue task (always; ``--quick`` runs only this one, smaller) and
+MIKASA-Robo ``RememberColor3-v0`` with rgb 64x64 + joints observations (needs mani-skill,
+mikasa-robo-suite and the CPU render set-up; 200 demos are recorded into the cache first if
+missing). Also reported: env steps/s (random actions, one process) and training time.
+Timings depend on the machine and its load.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+POLICIES = (("muvla", "muvla"), ("memoryless", "memoryless"), ("lstm", "lstm"))
+BUDGETS = {  # task -> (recipe suffix, overrides shared by the three policies)
+    "cue_task": ("cue_task", ["trainer.max_steps=800", "trainer.max_minutes=20", "trainer.eval_every_steps=400",
+                              "data.image_size=32", "eval.episodes=100"]),
+    "cue_task_quick": ("cue_task", ["trainer.max_steps=300", "trainer.max_minutes=6", "trainer.eval_every_steps=300",
+                                    "data.image_size=32", "data.episodes=100", "eval.episodes=50", "eval.val_episodes=10"]),
+    "RememberColor3-v0": ("remembercolor3", ["trainer.max_steps=1500", "trainer.max_minutes=40",
+                                             "trainer.eval_every_steps=500", "eval.episodes=100"]),
+}
+
+
+def env_steps_per_s(env: str, n: int = 200, **kw) -> float:
+    from .envs import EnvConfig, make_env
+
+    e = make_env(EnvConfig(env=env, **kw))
+    e.reset(seed=0)
+    t0 = time.time()
+    for i in range(n):
+        _, _, te, tr, _ = e.step(e.action_space.sample())
+        if te or tr:
+            e.reset(seed=i + 1)
+    dt = time.time() - t0
+    e.close()
+    return round(n / dt, 1)
+
+
+def _ensure_demos(env: str, episodes: int) -> None:
+    from .data.demos import collect
+    from .domain import default_demo_dir
+    from .envs import EnvConfig
+
+    d = default_demo_dir(env)
+    if len(list(d.glob("*.npz"))) < episodes:
+        collect(EnvConfig(env=env), episodes, d)
+
+
+def run_task(task: str, work: Path, extra: list[str] | None = None) -> dict:
+    from ostinato.core.recipe import load
+    from ostinato.core.train import fit
+
+    suffix, overrides = BUDGETS[task]
+    env = "cue_task" if task.startswith("cue_task") else task
+    if env != "cue_task":
+        _ensure_demos(env, 200)
+    row = {"task": env, "env_steps_per_s": env_steps_per_s(env, 200 if env == "cue_task" else 100,
+                                                            image_size=32 if env == "cue_task" else 64)}
+    for short, prefix in POLICIES:
+        cfg = load(f"control/{prefix}_{suffix}", [*overrides, *(extra or [])])
+        res = fit(cfg, work / f"{env}_{short}", quiet=True)
+        test = res.get("test", {})
+        row[short] = {"success_once": test.get("success_once", float("nan")), "success": test.get("success", float("nan")),
+                      "episode_len": test.get("episode_len", float("nan")), "train_time_s": res["train_time_s"],
+                      "steps": res["steps"], "eval_steps_per_s": test.get("env_steps_per_s", float("nan"))}
+    return row
+
+
+def bench(quick: bool = False, out: Path | None = None) -> dict:
+    tasks = ["cue_task_quick"] if quick else ["cue_task", "RememberColor3-v0"]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ostinato_bench_control_") as tmp:
+        for task in tasks:
+            rows.append(run_task(task, Path(tmp)))
+    print(f"{'task':<20} {'policy':<11} {'success_once':>12} {'final':>6} {'ep_len':>7} {'train_s':>8} {'steps':>6} {'env steps/s':>11}")
+    for r in rows:
+        for short, _ in POLICIES:
+            p = r[short]
+            print(f"{r['task']:<20} {short:<11} {p['success_once']:>12.2f} {p['success']:>6.2f} {p['episode_len']:>7.1f} "
+                  f"{p['train_time_s']:>8.0f} {p['steps']:>6} {r['env_steps_per_s']:>11.1f}")
+    return {"quick": quick, "rows": rows, "chance": 1 / 3,
+            "note": "success_once on test seeds 4242424242+i; CPU timings depend on machine load"}

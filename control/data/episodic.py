@@ -1,0 +1,151 @@
+"""The episodic loader (muVLA's): B streams of whole episodes, cut into consecutive windows.
+
+Each stream plays episodes back to back; item ``i`` is window ``i`` of every stream, so a
+batch is ``(B, W, ...)`` and consecutive items continue the same episodes. ``is_first``
+marks the first step of each episode, which is where the policy resets its memory (per
+sample); between items the policy carries its memory (detached), exactly like muVLA's
+trainer. The episode order of each stream is drawn from ``index_rng(seed, epoch, 0)`` in
+``set_epoch``, so an epoch's windows are a function of (seed, epoch). A stream that runs out
+before the longest one wraps around to its first episode (``is_first`` set there too).
+
+Item (tensors): ``rgb (B, W, S, S, c) uint8`` (when the demos have images), ``proprio (B, W,
+P)``, ``instr (B, W, L) long``, ``action (B, W, C, A)`` (the next C actions of the same
+episode), ``chunk_mask (B, W, C)`` (False past the episode end), ``is_first (B, W)``,
+``is_last (B, W)``. The DataBundle uses ``batch_size=1`` and :func:`unwrap` as collate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ostinato.core.data import DataBundle, index_rng, locate
+from ostinato.core.errors import ConfigError, DataError
+from ostinato.core.registry import register_dataset
+
+from ..envs import EnvConfig
+from ..models.encoders import tokenize
+
+
+def unwrap(items: list) -> dict:
+    """Collate for a batch of one pre-batched window."""
+    return items[0]
+
+
+class EpisodicWindows(torch.utils.data.Dataset):
+    def __init__(self, episodes: list[dict], streams: int = 8, window: int = 8, chunk: int = 8, seed: int = 0,
+                 vocab: int = 512, max_tokens: int = 16):
+        if not episodes:
+            raise ValueError("EpisodicWindows: expected at least one episode")
+        self.eps, self.B, self.W, self.C, self.seed = episodes, min(streams, len(episodes)), window, chunk, seed
+        self.has_rgb = "rgb" in episodes[0]
+        self.tokens = [tokenize(str(e["instruction"]), vocab, max_tokens) for e in episodes]
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        order = index_rng(self.seed, epoch, 0).permutation(len(self.eps))
+        self.streams = [order[s :: self.B] for s in range(self.B)]
+        # per stream: (episode, step) of every timeline position
+        self.timeline = []
+        for eps in self.streams:
+            e_idx = np.concatenate([np.full(len(self.eps[e]["action"]), e) for e in eps])
+            s_idx = np.concatenate([np.arange(len(self.eps[e]["action"])) for e in eps])
+            self.timeline.append((e_idx, s_idx))
+        self.n = int(np.ceil(max(len(t[0]) for t in self.timeline) / self.W))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _step(self, e: int, t: int) -> dict:
+        ep = self.eps[e]
+        T = len(ep["action"])
+        idx = np.arange(t, t + self.C)
+        valid = idx < T
+        act = ep["action"][np.minimum(idx, T - 1)]  # (C, A)
+        out = {"proprio": ep["proprio"][t], "instr": self.tokens[e], "action": act, "chunk_mask": valid,
+               "is_first": t == 0, "is_last": t == T - 1}
+        if self.has_rgb:
+            out["rgb"] = ep["rgb"][t]
+        return out
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        rows = []
+        for e_idx, s_idx in self.timeline:
+            pos = (np.arange(i * self.W, (i + 1) * self.W)) % len(e_idx)
+            rows.append([self._step(int(e_idx[p]), int(s_idx[p])) for p in pos])
+        keys = rows[0][0].keys()
+        out = {}
+        for k in keys:
+            arr = np.stack([np.stack([np.asarray(s[k]) for s in r]) for r in rows])  # (B, W, ...)
+            out[k] = torch.from_numpy(arr)
+        out["proprio"] = out["proprio"].float()
+        out["action"] = out["action"].float()
+        out["instr"] = out["instr"].long()
+        return out
+
+
+# ----------------------------------------------------------------------------- registered dataset
+VAL_SEED_BASE = 1_000_000  # validation rollouts: seeds 1_000_000 + i (demos use 0, 1, ...)
+TEST_SEED_BASE = 4242424242  # muVLA / MIKASA evaluation protocol: seeds 4242424242 + i
+
+
+class RolloutSplit(torch.utils.data.Dataset):
+    """A val/test split of a control task is a list of env seeds (rolled out by ``evaluate``)."""
+
+    def __init__(self, seed_base: int, n: int = 100):
+        self.seed_base, self.n = seed_base, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return self.seed_base + i
+
+
+@dataclass
+class ControlDemosConfig(EnvConfig):
+    demos: str = ""  # folder of .npz episodes (data-root relative or absolute), a ManiSkill .h5, or "" (see below)
+    episodes: int = 200  # demos used (0 = all); with demos="" this many oracle demos are generated in memory
+    streams: int = 8  # B: parallel episode streams per batch
+    window: int = 8  # W: steps per training window (the memory is carried between windows)
+    chunk: int = 8  # action-chunk length C (sets the model's chunk)
+    vocab: int = 512  # instruction word-hash buckets
+    max_tokens: int = 16  # instruction tokens per step
+    seed: int = 0  # stream order (and in-memory demo seeds)
+
+
+def load_demos(cfg: ControlDemosConfig, data_root=None) -> list[dict]:
+    from .demos import load_episodes, oracle_episodes, read_maniskill_h5
+
+    if not cfg.demos:
+        if cfg.env != "cue_task":
+            raise ConfigError(f"data.demos is empty: record demos first (`ostinato control collect {cfg.env} "
+                              f"--episodes {cfg.episodes}`) and set data.demos to their folder")
+        return oracle_episodes(cfg, cfg.episodes, seed=cfg.seed)
+    p = locate(cfg.demos, data_root, hint=f"record them with `ostinato control collect {cfg.env}`")
+    eps = read_maniskill_h5(p) if p.suffix == ".h5" else load_episodes(p)
+    if cfg.episodes and len(eps) < cfg.episodes:
+        raise DataError(f"{p}: {len(eps)} episodes, data.episodes={cfg.episodes} requested")
+    return eps[: cfg.episodes or None]
+
+
+@register_dataset("control_demos", config=ControlDemosConfig)
+def control_demos(cfg: ControlDemosConfig, data_root: Path | None = None) -> DataBundle:
+    """Oracle demonstrations (.npz episodes / ManiSkill .h5 / in-memory cue task) as episodic TBPTT windows."""
+    eps = load_demos(cfg, data_root)
+    ds = EpisodicWindows(eps, cfg.streams, cfg.window, cfg.chunk, cfg.seed, cfg.vocab, cfg.max_tokens)
+    rgb = eps[0].get("rgb")
+    mk = {"image_channels": int(rgb.shape[-1]) if rgb is not None else 0, "proprio_dim": int(eps[0]["proprio"].shape[-1]),
+          "action_dim": int(eps[0]["action"].shape[-1]), "chunk": cfg.chunk, "vocab": cfg.vocab, "max_tokens": cfg.max_tokens}
+    if rgb is not None and rgb.shape[1] != cfg.image_size:
+        raise DataError(f"demos are {rgb.shape[1]}x{rgb.shape[2]} images but data.image_size={cfg.image_size}")
+    env_cfg = EnvConfig(**{k: getattr(cfg, k) for k in EnvConfig.__dataclass_fields__})
+    return DataBundle(
+        train=ds, val=RolloutSplit(VAL_SEED_BASE), test=RolloutSplit(TEST_SEED_BASE), batch_size=1, collate=unwrap,
+        shuffle=False, model_kwargs=mk,
+        meta={"env": env_cfg, "n_demos": len(eps), "demo_steps": int(sum(len(e["action"]) for e in eps))},
+    )

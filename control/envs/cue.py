@@ -1,0 +1,130 @@
+"""A pure-gymnasium memory task (no simulator), shaped like MIKASA-Robo's RememberColor.
+
+Episode (defaults): a coloured cue square is shown at the centre for ``cue_steps`` steps,
+then the screen is empty (only the agent) for ``delay_steps`` steps, then ``n_targets``
+squares of distinct colours appear at fixed places on a circle, in a random colour order.
+The agent (a white dot, continuous 2-D velocity action in [-1, 1]^2) must touch the target
+whose colour matches the cue: touching it ends the episode with success (reward 1), touching
+another ends it without. Timeout: ``max_steps``.
+
+The cue is gone when the targets appear, so a policy without memory picks a target at chance
+(1/``n_targets``); a policy that remembers the cue can reach 1.0.
+
+Observation (the same API as the ManiSkill wrappers): ``{"rgb": (S, S, 3) uint8, "proprio":
+(4,) float32 [x, y, vx, vy], "instruction": str}``, rendered with numpy.
+:meth:`CueTask.oracle_action` is the privileged expert used for demonstrations: it waits
+until the targets appear, then moves straight to the correct one.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+# MIKASA-Robo's RememberColor palette (RGB)
+PALETTE = np.array(
+    [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 0, 255], [0, 255, 255],
+     [128, 0, 0], [255, 128, 0], [0, 128, 128]], dtype=np.uint8
+)
+INSTRUCTION = "remember the colour of the cue, then touch the target of that colour"
+
+
+class CueTask(gym.Env):
+    """Cue, delay, choice (see module docstring)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(
+        self,
+        n_targets: int = 3,
+        image_size: int = 64,
+        cue_steps: int = 3,
+        delay_steps: int = 3,
+        max_steps: int = 24,
+        speed: float = 0.15,
+        target_radius: float = 0.2,
+        render_mode: str | None = "rgb_array",
+    ):
+        if not 2 <= n_targets <= len(PALETTE):
+            raise ValueError(f"n_targets={n_targets}: expected 2..{len(PALETTE)}")
+        self.n_targets, self.size = n_targets, image_size
+        self.cue_steps, self.delay_steps, self.max_steps = cue_steps, delay_steps, max_steps
+        self.speed, self.radius, self.render_mode = speed, target_radius, render_mode
+        ang = np.pi / 2 + 2 * np.pi * np.arange(n_targets) / n_targets
+        self.target_xy = (0.7 * np.stack([np.cos(ang), np.sin(ang)], -1)).astype(np.float32)  # (n, 2)
+        self.instruction = INSTRUCTION
+        self.observation_space = spaces.Dict(
+            {
+                "rgb": spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
+                "proprio": spaces.Box(-np.inf, np.inf, (4,), np.float32),
+                "instruction": spaces.Text(max_length=256, charset=frozenset(INSTRUCTION + "abcdefghijklmnopqrstuvwxyz ")),
+            }
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def targets_visible(self) -> bool:
+        return self.t >= self.cue_steps + self.delay_steps
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        self.cue = int(rng.integers(self.n_targets))  # index into PALETTE
+        self.order = rng.permutation(self.n_targets)  # target i has colour PALETTE[order[i]]
+        self.goal = int(np.flatnonzero(self.order == self.cue)[0])
+        self.pos = rng.normal(0.0, 0.05, 2).astype(np.float32)
+        self.vel = np.zeros(2, np.float32)
+        self.t = 0
+        return self._obs(), {"success": False, "oracle_goal": self.goal}
+
+    def step(self, action):
+        a = np.clip(np.asarray(action, np.float32).reshape(2), -1.0, 1.0)
+        self.vel = self.speed * a
+        self.pos = np.clip(self.pos + self.vel, -1.0, 1.0).astype(np.float32)
+        self.t += 1
+        success, terminated = False, False
+        if self.targets_visible:
+            d = np.linalg.norm(self.target_xy - self.pos, axis=-1)  # (n,)
+            hit = np.flatnonzero(d < self.radius)
+            if hit.size:
+                terminated = True
+                success = bool(self.goal in hit.tolist())
+        truncated = not terminated and self.t >= self.max_steps
+        info = {"success": success, "oracle_goal": self.goal}
+        return self._obs(), float(success), terminated, truncated, info
+
+    def oracle_action(self) -> np.ndarray:
+        """Privileged expert: wait while the cue/delay is on, then head for the goal at full speed."""
+        if not self.targets_visible:
+            return np.zeros(2, np.float32)
+        d = (self.target_xy[self.goal] - self.pos) / self.speed
+        n = float(np.abs(d).max())
+        return (d / max(n, 1.0)).astype(np.float32)
+
+    # ------------------------------------------------------------------ pixels
+    def _px(self, xy: np.ndarray) -> tuple[int, int]:
+        s = self.size
+        col = int(round((xy[0] + 1.0) / 2.0 * (s - 1)))
+        row = int(round((1.0 - (xy[1] + 1.0) / 2.0) * (s - 1)))
+        return row, col
+
+    def _square(self, img: np.ndarray, xy: np.ndarray, half: int, colour) -> None:
+        r, c = self._px(xy)
+        img[max(r - half, 0) : r + half + 1, max(c - half, 0) : c + half + 1] = colour
+
+    def render(self) -> np.ndarray:
+        s = self.size
+        img = np.full((s, s, 3), 40, np.uint8)  # (S, S, 3)
+        half = max(1, s // 16)
+        if self.t < self.cue_steps:
+            self._square(img, np.zeros(2), 2 * half, PALETTE[self.cue])
+        if self.targets_visible:
+            for i in range(self.n_targets):
+                self._square(img, self.target_xy[i], half, PALETTE[self.order[i]])
+        self._square(img, self.pos, max(1, half // 2), (255, 255, 255))
+        return img
+
+    def _obs(self) -> dict:
+        prop = np.concatenate([self.pos, self.vel]).astype(np.float32)
+        return {"rgb": self.render(), "proprio": prop, "instruction": self.instruction}

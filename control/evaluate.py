@@ -1,0 +1,130 @@
+"""Closed-loop evaluation of a control policy: roll out episodes, count successes.
+
+Protocol (muVLA / MIKASA-Robo): N episodes with seeds ``4242424242 + i`` (test split;
+validation uses ``1_000_000 + i``), metric ``success_once`` = the fraction of episodes in
+which the task's success flag was true at least once (MIKASA's convention; muVLA reports
+it). Also reported: ``success`` = success at the last step, ``episode_len`` (mean steps),
+``wall_time_s`` and ``env_steps_per_s`` (env steps per second, policy included).
+
+Execution: ``receding`` (default) re-plans every step and executes the first action of the
+chunk, so the memory is updated every step; ``open_loop`` executes the whole chunk of C
+actions before re-planning, so the memory is updated only every C steps (stale for C-1 of
+C steps, as the muVLA paper warns). ``save_gifs=DIR`` writes the first ``gif_episodes``
+rollouts as GIFs.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ostinato.core.errors import ConfigError
+
+from .data.episodic import TEST_SEED_BASE, VAL_SEED_BASE
+from .envs import EnvConfig, make_env
+from .models.encoders import obs_to_batch
+
+
+@dataclass
+class ControlEvalConfig:
+    episodes: int = 100  # test rollouts (seeds 4242424242 + i)
+    val_episodes: int = 10  # validation rollouts during training (seeds 1_000_000 + i)
+    execution: Literal["receding", "open_loop"] = "receding"
+    max_steps: int = 0  # 0: the env's own time limit
+    parallel: int = 0  # envs stepped in lockstep in this process; 0: 16 for cue_task, 1 for simulators
+    save_gifs: str = ""  # folder for rollout GIFs (filled by `ostinato eval --save-gifs DIR`)
+    gif_episodes: int = 2
+
+
+def save_gif(frames: list[np.ndarray], path: Path, fps: int = 10) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imgs = [Image.fromarray(np.asarray(f, np.uint8)) for f in frames]
+    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0, optimize=True)
+
+
+def _stack(obs_list: list[dict]) -> dict:
+    out = {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0] if k != "instruction"}
+    out["instruction"] = [o["instruction"] for o in obs_list]
+    return out
+
+
+@torch.no_grad()
+def rollout(model, env_cfg: EnvConfig, seeds: list[int], execution: str = "receding", max_steps: int = 0,
+            parallel: int = 0, gif_dir: str = "", gif_episodes: int = 2, envs: list | None = None) -> dict[str, float]:
+    """Run one episode per seed; returns the metrics of the module docstring."""
+    if execution not in ("receding", "open_loop"):
+        raise ConfigError(f"eval.execution={execution!r}: expected 'receding' or 'open_loop'")
+    model.eval()
+    device = next(model.parameters()).device
+    cfg = model.cfg
+    P = parallel or (16 if env_cfg.env == "cue_task" else 1)
+    own = envs is None
+    envs = envs or [make_env(env_cfg) for _ in range(min(P, len(seeds)))]
+    limit = max_steps or getattr(envs[0], "spec_max_steps", 0) or getattr(envs[0], "max_steps", 0) or 200
+    succ_once, succ_end, lengths, frames_out = [], [], [], {}
+    t0, n_steps = time.time(), 0
+    for start in range(0, len(seeds), len(envs)):
+        group = seeds[start : start + len(envs)]
+        E = len(group)
+        obs = [envs[j].reset(seed=int(s))[0] for j, s in enumerate(group)]
+        active = np.ones(E, bool)
+        once, last = np.zeros(E, bool), np.zeros(E, bool)
+        length = np.zeros(E, int)
+        state = model.init_state(E, device)
+        first = torch.ones(E, dtype=torch.bool, device=device)
+        chunk, k = None, 0
+        frames = {j: [envs[j].render()] for j in range(E) if start + j < gif_episodes and gif_dir}
+        for t in range(limit):
+            if execution == "receding" or chunk is None or k >= chunk.shape[1]:
+                batch = obs_to_batch(_stack(obs), cfg.vocab, cfg.max_tokens, device)
+                chunk, state = model.act(batch, state, first)
+                chunk, k = chunk.float().cpu().numpy(), 0
+                first = torch.zeros_like(first)
+            for j in np.flatnonzero(active):
+                o, _, te, tr, info = envs[j].step(chunk[j, k])
+                obs[j] = o
+                length[j] += 1
+                n_steps += 1
+                s = bool(info.get("success", False))
+                once[j] |= s
+                last[j] = s
+                if j in frames:
+                    frames[j].append(envs[j].render())
+                if te or tr:
+                    active[j] = False
+            k += 1
+            if not active.any():
+                break
+        succ_once += once.tolist()
+        succ_end += last.tolist()
+        lengths += length.tolist()
+        frames_out.update({start + j: f for j, f in frames.items()})
+    wall = time.time() - t0
+    if own:
+        for e in envs:
+            e.close()
+    for i, fr in frames_out.items():
+        tag = "success" if succ_once[i] else "fail"
+        save_gif(fr, Path(gif_dir) / f"{env_cfg.env}_seed{seeds[i]}_{tag}.gif")
+    return {"success_once": float(np.mean(succ_once)), "success": float(np.mean(succ_end)),
+            "episode_len": float(np.mean(lengths)), "wall_time_s": round(wall, 2),
+            "env_steps_per_s": round(n_steps / max(wall, 1e-9), 1), "episodes": float(len(seeds))}
+
+
+def evaluate(model, data, split: str, cfg) -> dict[str, float]:
+    """Domain evaluator: rollouts on the val (seeds 1_000_000+i) or test (4242424242+i) seeds."""
+    from ostinato.core.config import from_dict
+
+    ev = from_dict(ControlEvalConfig, cfg.eval or {}, where="eval")
+    n = ev.val_episodes if split == "val" else ev.episodes
+    base = VAL_SEED_BASE if split == "val" else TEST_SEED_BASE
+    env_cfg = data.meta["env"]
+    gifs = ev.save_gifs
+    return rollout(model, env_cfg, [base + i for i in range(n)], ev.execution, ev.max_steps, ev.parallel,
+                   gifs, ev.gif_episodes if gifs else 0)

@@ -1,0 +1,105 @@
+"""Per-step observation tokens shared by the control policies.
+
+A step's tokens, in order: image tokens (a timm CNN over each camera, its feature map at ``encoder_stage``
+average-pooled to ``image_grid`` x ``image_grid`` cells, one token per cell and camera), one
+proprioception token, ``max_tokens`` instruction tokens (words hashed into ``vocab`` buckets;
+0 is padding and is masked out of attention), then ``chunk`` action-query tokens.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+import zlib
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def tokenize(text: str, vocab: int = 512, max_len: int = 16) -> np.ndarray:
+    """Words -> ids in [1, vocab) by CRC32 hashing (deterministic across processes); 0 pads."""
+    words = re.findall(r"[a-z0-9]+", str(text).lower())[:max_len]
+    ids = np.zeros(max_len, np.int64)
+    for i, w in enumerate(words):
+        ids[i] = 1 + zlib.crc32(w.encode()) % (vocab - 1)
+    return ids
+
+
+def make_image_encoder(name: str, pretrained: bool, stage: int = -1) -> nn.Module:
+    """``timm.create_model(name, features_only=True, out_indices=(stage,))``: pretrained weights
+    when reachable. ``stage`` picks the feature level (e.g. 2 = stride 8 for mobilenetv3), so
+    small images keep a spatial map and the later stages are not computed.
+
+    Offline (no hub access) ``pretrained=True`` falls back to random init with a warning.
+    """
+    import timm
+
+    kw = dict(features_only=True, out_indices=(stage,))
+    if pretrained:
+        try:
+            return timm.create_model(name, pretrained=True, **kw)
+        except Exception as e:  # network / hub errors differ by backend: report and fall back
+            warnings.warn(f"pretrained weights for {name!r} unreachable ({type(e).__name__}); using random init")
+    return timm.create_model(name, pretrained=False, **kw)
+
+
+class StepEncoder(nn.Module):
+    """Observation of one step -> (N, n_obs_tokens, d) tokens and their padding mask."""
+
+    def __init__(self, d_model: int, image_channels: int, proprio_dim: int, encoder: str, pretrained: bool,
+                 image_grid: int, vocab: int, max_tokens: int, encoder_stage: int = -1):
+        super().__init__()
+        self.n_cams = image_channels // 3
+        self.grid, self.vocab, self.max_tokens = image_grid, vocab, max_tokens
+        if self.n_cams:
+            self.cnn = make_image_encoder(encoder, pretrained, encoder_stage)
+            ch = self.cnn.feature_info.channels()[-1]
+            cfg = getattr(self.cnn, "pretrained_cfg", None) or {}
+            mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
+            self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255.0, persistent=False)
+            self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255.0, persistent=False)
+            self.img_proj = nn.Linear(ch, d_model)
+            self.img_pos = nn.Parameter(torch.randn(self.n_cams * image_grid**2, d_model) * 0.02)
+        self.prop = nn.Sequential(nn.Linear(proprio_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.word = nn.Embedding(vocab, d_model, padding_idx=0)
+        self.word_pos = nn.Parameter(torch.randn(max_tokens, d_model) * 0.02)
+        self.n_tokens = self.n_cams * image_grid**2 + 1 + max_tokens
+
+    def forward(self, rgb: torch.Tensor | None, proprio: torch.Tensor, instr: torch.Tensor):
+        """rgb (N, S, S, 3*n_cams) uint8, proprio (N, P), instr (N, max_tokens) long ->
+        tokens (N, n_tokens, d), pad (N, n_tokens) bool (True = padding)."""
+        N = proprio.shape[0]
+        parts = []
+        if self.n_cams:
+            S = rgb.shape[1]
+            x = rgb.reshape(N, S, S, self.n_cams, 3).permute(0, 3, 4, 1, 2).reshape(N * self.n_cams, 3, S, S)  # (N*c, 3, S, S)
+            x = (x.float() - self.mean) / self.std
+            f = self.cnn(x)[-1]  # (N*c, ch, h, w)
+            f = nn.functional.adaptive_avg_pool2d(f, self.grid)  # (N*c, ch, g, g)
+            f = f.flatten(2).transpose(1, 2).reshape(N, self.n_cams * self.grid**2, -1)  # (N, c*g*g, ch)
+            parts.append(self.img_proj(f) + self.img_pos)  # (N, c*g*g, d)
+        parts.append(self.prop(proprio.float())[:, None])  # (N, 1, d)
+        parts.append(self.word(instr) + self.word_pos)  # (N, Lw, d)
+        tokens = torch.cat(parts, dim=1)  # (N, n_tokens, d)
+        pad = torch.zeros(N, self.n_tokens, dtype=torch.bool, device=tokens.device)
+        pad[:, -self.max_tokens :] = instr == 0
+        return tokens, pad
+
+
+def l1_chunk_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean |pred - target| over valid chunk entries: pred/target (..., C, A), mask (..., C)."""
+    m = mask.to(pred.dtype)[..., None]  # (..., C, 1)
+    return ((pred - target).abs() * m).sum() / (m.sum() * pred.shape[-1]).clamp_min(1.0)
+
+
+def obs_to_batch(obs: dict, vocab: int, max_tokens: int, device) -> dict:
+    """A (vector-)env observation (numpy, leading batch dim) -> model tensors."""
+    instr = obs["instruction"]
+    texts = [instr] if isinstance(instr, str) else list(instr)
+    out = {
+        "proprio": torch.as_tensor(np.asarray(obs["proprio"], np.float32), device=device),
+        "instr": torch.as_tensor(np.stack([tokenize(t, vocab, max_tokens) for t in texts]), device=device),
+    }
+    if "rgb" in obs:
+        out["rgb"] = torch.as_tensor(np.asarray(obs["rgb"], np.uint8), device=device)
+    return out

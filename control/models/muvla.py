@@ -1,0 +1,172 @@
+"""muVLA: a policy with m memory tokens carried across timesteps (arXiv 2606.12497).
+
+**What is the same as the paper, and what is not.** The memory mechanism is muVLA's: m
+learnable memory tokens, inserted among the step's tokens, updated by the backbone's own
+self-attention (the outputs at the memory positions are the next step's memory), reset per
+sample to the learned M0 on ``is_first``, trained with truncated backprop through time over
+K steps (or the detached-EMA update), no auxiliary loss; L1 regression of an 8-step action
+chunk; receding-horizon or open-loop execution. The original backbone is a 7B OpenVLA-OFT
+(two ViT views, a Llama-2 LLM, LoRA rank 32) trained on 8 GPUs. Ours is a small policy
+that trains on a CPU: a timm CNN (``mobilenetv3_small_050`` by default, random init
+offline) for image tokens and a 2-layer, 128-wide transformer from ``ostinato.core``
+(:class:`ostinato.core.layers.memory.MemoryTokens` around
+:class:`ostinato.core.layers.attention.Transformer`). Its numbers are not comparable to the
+paper's.
+
+Per-step token layout (as in muVLA: images, proprio, memory, instruction, action queries):
+
+    [img_1..img_k, proprio, M_in(t) (m tokens), instr_1..instr_L, q_1..q_C]
+
+Attention is bidirectional within a step; with ``attention_mask_mode="custom"`` (muVLA's
+default) the memory tokens do not read the action queries. ``n_mem=0`` is the memoryless
+baseline (same network, nothing carried). Training (``loss``) is stateful like muVLA's
+episodic loader: each batch is the next window of every stream of episodes
+(:class:`ostinato.control.data.episodic.EpisodicWindows`), and the memory reached at the end
+of one window is carried, detached, into the next; ``is_first`` resets a sample to M0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ostinato.core.errors import ConfigError
+from ostinato.core.layers.attention import Transformer, TransformerConfig
+from ostinato.core.layers.memory import MemoryTokens
+from ostinato.core.registry import register_model
+
+from .encoders import StepEncoder, l1_chunk_loss
+
+
+@dataclass
+class MuVLAConfig:
+    # filled from the data (model_kwargs)
+    image_channels: int = 3  # 3 per camera; 0 = no images (state observations)
+    proprio_dim: int = 4
+    action_dim: int = 2
+    chunk: int = 8  # action-chunk length (OpenVLA-OFT / muVLA: 8)
+    vocab: int = 512
+    max_tokens: int = 16
+    # observation encoder
+    encoder: str = "mobilenetv3_small_050"  # any timm model with features_only
+    pretrained: bool = False  # honoured when the weights are reachable
+    encoder_stage: int = 2  # feature level used (mobilenetv3: 2 = stride 8); -1 = the last
+    image_grid: int = 4  # image tokens per camera = image_grid ** 2 (adaptive average pooling)
+    # backbone
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    # memory (muVLA flags: --num_mem_tokens, --memory_update, --tbptt_length, --ema_alpha, --attention_mask_mode)
+    n_mem: int = 16  # m; 0 = memoryless baseline
+    memory_update: Literal["tbptt", "ema"] = "tbptt"
+    tbptt_length: int = 8  # K
+    ema_alpha: float = 0.1
+    attention_mask_mode: Literal["custom", "full"] = "custom"
+
+    def validate(self) -> None:
+        if self.chunk < 1 or self.action_dim < 1 or self.image_channels % 3:
+            raise ConfigError(f"muvla: expected chunk >= 1, action_dim >= 1, image_channels a multiple of 3; "
+                              f"got {self.chunk}, {self.action_dim}, {self.image_channels}")
+
+
+class MuVLAPolicy(nn.Module):
+    """Step encoder + memory-token transformer + action-chunk head."""
+
+    def __init__(self, cfg: MuVLAConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.obs = StepEncoder(d, cfg.image_channels, cfg.proprio_dim, cfg.encoder, cfg.pretrained,
+                               cfg.image_grid, cfg.vocab, cfg.max_tokens, cfg.encoder_stage)
+        self.queries = nn.Parameter(torch.randn(cfg.chunk, d) * 0.02)  # (C, d) action queries
+        tcfg = TransformerConfig(d_model=d, n_heads=cfg.n_heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout,
+                                 n_layers=cfg.n_layers, causal=False)
+        self.n_img = self.obs.n_tokens - 1 - cfg.max_tokens
+        self.memory = MemoryTokens(d, cfg.n_mem, Transformer(tcfg), memory_update=cfg.memory_update,
+                                   tbptt_length=cfg.tbptt_length, ema_alpha=cfg.ema_alpha, mem_pos=self.n_img + 1)
+        self.head = nn.Linear(d, cfg.action_dim)
+        n = self.obs.n_tokens + cfg.chunk
+        mem_sees = torch.ones(n, dtype=torch.bool)
+        if cfg.attention_mask_mode == "custom":
+            mem_sees[-cfg.chunk :] = False  # memory does not read the (empty) action queries
+        self.register_buffer("mem_sees", mem_sees, persistent=False)
+        self._carry: dict | None = None  # training memory carried between windows (detached)
+
+    # ------------------------------------------------------------------ tokens
+    def _tokens(self, rgb, proprio, instr):
+        """Flat steps (N, ...) -> tokens (N, n, d), padding (N, n)."""
+        tok, pad = self.obs(rgb, proprio, instr)  # (N, n_obs, d)
+        N = tok.shape[0]
+        q = self.queries[None].expand(N, -1, -1)  # (N, C, d)
+        tok = torch.cat([tok, q], dim=1)  # (N, n, d)
+        pad = torch.cat([pad, torch.zeros(N, self.cfg.chunk, dtype=torch.bool, device=pad.device)], 1)  # (N, n)
+        return tok, pad
+
+    def _mask(self):
+        return self.memory.attn_mask(self.obs.n_tokens + self.cfg.chunk, self.mem_sees) if self.cfg.n_mem else None
+
+    def init_state(self, batch_size: int, device=None):
+        return self.memory.init_state(batch_size, device)
+
+    # ------------------------------------------------------------------ training
+    def forward(self, batch: dict, state=None):
+        """Windows (B, W, ...) -> action chunks (B, W, C, A), final memory state."""
+        B, W = batch["is_first"].shape
+        rgb = batch.get("rgb")
+        flat_rgb = None if rgb is None or not self.cfg.image_channels else rgb.flatten(0, 1)  # (B*W, S, S, c)
+        tok, pad = self._tokens(flat_rgb, batch["proprio"].flatten(0, 1), batch["instr"].flatten(0, 1))
+        tok = tok.view(B, W, *tok.shape[1:])  # (B, W, n, d)
+        pad = pad.view(B, W, -1)  # (B, W, n)
+        y, state = self.memory(tok, state, batch["is_first"], key_padding_mask=pad, attn_mask=self._mask())
+        pred = self.head(y[:, :, -self.cfg.chunk :])  # (B, W, C, A)
+        return pred, state
+
+    def loss(self, batch: dict):
+        B = batch["is_first"].shape[0]
+        carry = self._carry if self._carry is not None and self._carry["mem"].shape[0] == B else None
+        if carry is not None and carry["mem"].device != batch["proprio"].device:
+            carry = None
+        pred, state = self(batch, carry)
+        self._carry = MemoryTokens.detach_state(state)
+        loss = l1_chunk_loss(pred, batch["action"], batch["chunk_mask"])
+        return loss, {"l1": float(loss.detach())}
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(self, obs: dict, state, is_first: torch.Tensor):
+        """One step for B envs: obs tensors (B, ...) -> chunk (B, C, A), new state."""
+        tok, pad = self._tokens(obs.get("rgb") if self.cfg.image_channels else None, obs["proprio"], obs["instr"])
+        y, state = self.memory.step(tok, state, is_first, key_padding_mask=pad, attn_mask=self._mask())
+        return self.head(y[:, -self.cfg.chunk :]), state  # (B, C, A)
+
+
+# ----------------------------------------------------------------------------- variants
+@register_model("muvla", config=MuVLAConfig)
+def muvla(cfg: MuVLAConfig) -> MuVLAPolicy:
+    """muVLA memory-token policy (m=16, TBPTT K=8) on a CPU-sized backbone (not the 7B OpenVLA)."""
+    return MuVLAPolicy(cfg)
+
+
+@register_model("muvla_memoryless", config=MuVLAConfig)
+def muvla_memoryless(cfg: MuVLAConfig) -> MuVLAPolicy:
+    """The same policy with m=0 memory tokens: the memoryless baseline."""
+    cfg.n_mem = 0
+    return MuVLAPolicy(cfg)
+
+
+@register_model("muvla_ema", config=MuVLAConfig)
+def muvla_ema(cfg: MuVLAConfig) -> MuVLAPolicy:
+    """muVLA with the detached-EMA memory update (alpha = ema_alpha) instead of TBPTT."""
+    cfg.memory_update = "ema"
+    return MuVLAPolicy(cfg)
+
+
+@register_model("test_muvla", config=MuVLAConfig)
+def test_muvla(cfg: MuVLAConfig) -> MuVLAPolicy:
+    """Tiny muVLA for tests (timm test_efficientnet encoder, d=32, 1 layer, 4 image tokens)."""
+    cfg.encoder, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.image_grid = "test_efficientnet", 32, 1, 2, 2
+    return MuVLAPolicy(cfg)

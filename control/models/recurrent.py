@@ -1,0 +1,151 @@
+"""Recurrent-state baseline: the muVLA policy with an LSTM state in place of memory tokens.
+
+Same step encoder, transformer and action-chunk head as :mod:`.muvla`; the difference is
+what is carried across steps. Here one "state token" (a projection of the LSTM's top-layer
+h from step t-1) takes the memory tokens' place in the step's token sequence; the
+transformer's output at that position is the input of one ``ostinato.core`` LSTM step,
+whose new state is carried to t+1 (like PPO-LSTM in MIKASA-Robo's baselines, but trained by
+behaviour cloning). Resets on ``is_first`` are per sample (zero state), TBPTT counts K steps
+per sample like :class:`ostinato.core.layers.memory.MemoryTokens`, and training carries the
+detached state between windows of the episodic loader.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ostinato.core.errors import ConfigError
+from ostinato.core.layers.attention import Transformer, TransformerConfig
+from ostinato.core.layers.rnn import LSTM, RNNConfig
+from ostinato.core.registry import register_model
+
+from .encoders import StepEncoder, l1_chunk_loss
+
+
+@dataclass
+class LSTMPolicyConfig:
+    image_channels: int = 3
+    proprio_dim: int = 4
+    action_dim: int = 2
+    chunk: int = 8
+    vocab: int = 512
+    max_tokens: int = 16
+    encoder: str = "mobilenetv3_small_050"
+    pretrained: bool = False
+    encoder_stage: int = 2
+    image_grid: int = 4
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    d_hidden: int = 256  # LSTM width
+    rnn_layers: int = 1
+    tbptt_length: int = 8  # K
+
+    def validate(self) -> None:
+        if self.chunk < 1 or self.tbptt_length < 1 or self.image_channels % 3:
+            raise ConfigError(f"lstm_policy: expected chunk >= 1, tbptt_length >= 1, image_channels a multiple of 3; "
+                              f"got {self.chunk}, {self.tbptt_length}, {self.image_channels}")
+
+
+class LSTMPolicy(nn.Module):
+    def __init__(self, cfg: LSTMPolicyConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.obs = StepEncoder(d, cfg.image_channels, cfg.proprio_dim, cfg.encoder, cfg.pretrained,
+                               cfg.image_grid, cfg.vocab, cfg.max_tokens, cfg.encoder_stage)
+        self.n_img = self.obs.n_tokens - 1 - cfg.max_tokens
+        self.queries = nn.Parameter(torch.randn(cfg.chunk, d) * 0.02)  # (C, d)
+        self.backbone = Transformer(TransformerConfig(d_model=d, n_heads=cfg.n_heads, mlp_ratio=cfg.mlp_ratio,
+                                                      dropout=cfg.dropout, n_layers=cfg.n_layers, causal=False))
+        self.rnn = LSTM(RNNConfig(d_model=d, d_hidden=cfg.d_hidden, n_layers=cfg.rnn_layers))
+        self.h_in = nn.Linear(cfg.d_hidden, d)
+        self.head = nn.Linear(d, cfg.action_dim)
+        self._carry: dict | None = None
+
+    def init_state(self, batch_size: int, device=None):
+        h, c = self.rnn.init_state(batch_size, device)
+        return {"h": h, "c": c, "count": torch.zeros(batch_size, dtype=torch.long, device=h.device)}
+
+    @staticmethod
+    def detach_state(state: dict) -> dict:
+        return {"h": state["h"].detach(), "c": state["c"].detach(), "count": torch.zeros_like(state["count"])}
+
+    def _prepare(self, state: dict, is_first: torch.Tensor) -> dict:
+        """Per-sample zero reset on ``is_first`` and TBPTT truncation every K steps."""
+        first = is_first.to(torch.bool)
+        cut = (state["count"] >= self.cfg.tbptt_length) & ~first  # (B,)
+        out = {}
+        for k in ("h", "c"):
+            s = torch.where(cut[:, None, None], state[k].detach(), state[k])  # (B, n_layers, H)
+            out[k] = torch.where(first[:, None, None], torch.zeros_like(s), s)
+        out["count"] = torch.where(first | cut, torch.zeros_like(state["count"]), state["count"])
+        return out
+
+    def _step(self, tok, pad, state, is_first):
+        """tok (B, n_obs + C, d) -> chunk (B, C, A), state."""
+        state = self._prepare(state, is_first)
+        B, i = tok.shape[0], self.n_img + 1
+        s_tok = self.h_in(state["h"][:, -1])[:, None]  # (B, 1, d) state token
+        z = torch.cat([tok[:, :i], s_tok, tok[:, i:]], dim=1)  # (B, n + 1, d)
+        kpm = torch.cat([pad[:, :i], torch.zeros(B, 1, dtype=torch.bool, device=pad.device), pad[:, i:]], 1)
+        y, _ = self.backbone(z, key_padding_mask=kpm)  # (B, n + 1, d)
+        _, (h, c) = self.rnn.step(y[:, i], (state["h"], state["c"]))
+        chunk = self.head(y[:, -self.cfg.chunk :])  # (B, C, A)
+        return chunk, {"h": h, "c": c, "count": state["count"] + 1}
+
+    def _tokens(self, rgb, proprio, instr):
+        tok, pad = self.obs(rgb, proprio, instr)  # (N, n_obs, d)
+        N = tok.shape[0]
+        tok = torch.cat([tok, self.queries[None].expand(N, -1, -1)], 1)  # (N, n_obs + C, d)
+        pad = torch.cat([pad, torch.zeros(N, self.cfg.chunk, dtype=torch.bool, device=pad.device)], 1)
+        return tok, pad
+
+    def forward(self, batch: dict, state=None):
+        B, W = batch["is_first"].shape
+        rgb = batch.get("rgb")
+        flat_rgb = None if rgb is None or not self.cfg.image_channels else rgb.flatten(0, 1)  # (B*W, S, S, c)
+        tok, pad = self._tokens(flat_rgb, batch["proprio"].flatten(0, 1), batch["instr"].flatten(0, 1))
+        tok = tok.view(B, W, *tok.shape[1:])  # (B, W, n, d)
+        pad = pad.view(B, W, -1)  # (B, W, n)
+        is_first = batch["is_first"].clone()
+        if state is None:
+            state = self.init_state(B, tok.device)
+            is_first[:, 0] = True
+        preds = []
+        for t in range(W):
+            p, state = self._step(tok[:, t], pad[:, t], state, is_first[:, t])
+            preds.append(p)
+        return torch.stack(preds, 1), state  # (B, W, C, A)
+
+    def loss(self, batch: dict):
+        B = batch["is_first"].shape[0]
+        carry = self._carry if self._carry is not None and self._carry["h"].shape[0] == B else None
+        if carry is not None and carry["h"].device != batch["proprio"].device:
+            carry = None
+        pred, state = self(batch, carry)
+        self._carry = self.detach_state(state)
+        loss = l1_chunk_loss(pred, batch["action"], batch["chunk_mask"])
+        return loss, {"l1": float(loss.detach())}
+
+    @torch.no_grad()
+    def act(self, obs: dict, state, is_first: torch.Tensor):
+        tok, pad = self._tokens(obs.get("rgb") if self.cfg.image_channels else None, obs["proprio"], obs["instr"])
+        return self._step(tok, pad, state, is_first)
+
+
+@register_model("lstm_policy", config=LSTMPolicyConfig)
+def lstm_policy(cfg: LSTMPolicyConfig) -> LSTMPolicy:
+    """Recurrent-state baseline: core LSTM state token instead of muVLA memory tokens."""
+    return LSTMPolicy(cfg)
+
+
+@register_model("test_lstm_policy", config=LSTMPolicyConfig)
+def test_lstm_policy(cfg: LSTMPolicyConfig) -> LSTMPolicy:
+    """Tiny LSTM policy for tests (test_efficientnet, d=32, 1 layer, LSTM 32)."""
+    cfg.encoder, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.image_grid, cfg.d_hidden = "test_efficientnet", 32, 1, 2, 2, 32
+    return LSTMPolicy(cfg)

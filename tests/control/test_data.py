@@ -1,0 +1,131 @@
+"""Cue task, oracle demos, .npz / .h5 episode IO and the episodic TBPTT loader."""
+import h5py
+import numpy as np
+import pytest
+
+from ostinato.control.data.demos import collect, load_episode, load_episodes, oracle_episodes, read_maniskill_h5
+from ostinato.control.data.episodic import EpisodicWindows
+from ostinato.control.envs import EnvConfig, make_env
+from ostinato.control.envs.cue import CueTask
+from ostinato.core.errors import DataError
+
+
+def _episodes(lengths):
+    eps = []
+    for e, T in enumerate(lengths):
+        eps.append({"proprio": np.full((T, 3), e, np.float32) + np.arange(T)[:, None] / 100,
+                    "action": np.stack([np.full(T, e, np.float32), np.arange(T, dtype=np.float32)], -1),
+                    "instruction": np.array("go"), "rgb": np.zeros((T, 8, 8, 3), np.uint8)})
+    return eps
+
+
+def test_cue_task_memory_structure_and_oracle():
+    env = CueTask(image_size=32)
+    obs, info = env.reset(seed=3)
+    assert obs["rgb"].shape == (32, 32, 3) and obs["proprio"].shape == (4,) and isinstance(obs["instruction"], str)
+    cue_frame = obs["rgb"].copy()
+    assert (cue_frame == env.render()).all()
+    seen_targets, done, t = [], False, 0
+    while not done:
+        obs, r, term, trunc, info = env.step(env.oracle_action())
+        t += 1
+        done = term or trunc
+        seen_targets.append(env.targets_visible)
+    assert info["success"] and r == 1.0 and term
+    assert not any(seen_targets[: env.cue_steps + env.delay_steps - 1])  # the cue is gone before the choice
+    # a wrong target ends the episode without success
+    env.reset(seed=3)
+    wrong = (env.goal + 1) % env.n_targets
+    for _ in range(env.max_steps):
+        if env.targets_visible:
+            d = env.target_xy[wrong] - env.pos
+            a = d / env.speed / max(1.0, float(np.abs(d / env.speed).max()))
+        else:
+            a = np.zeros(2)
+        _, _, term, trunc, info = env.step(a)
+        if term or trunc:
+            break
+    assert term and not info["success"]
+
+
+def test_collect_and_npz_roundtrip(tmp_path):
+    cfg = EnvConfig(env="cue_task", image_size=16)
+    paths = collect(cfg, 3, tmp_path, seed=5, log=lambda s: None)
+    assert [p.name for p in paths] == ["ep_000000.npz", "ep_000001.npz", "ep_000002.npz"]
+    ep = load_episode(paths[0])
+    T = len(ep["action"])
+    assert ep["rgb"].shape == (T, 16, 16, 3) and ep["proprio"].shape == (T, 4) and ep["action"].shape == (T, 2)
+    assert ep["is_first"][0] and not ep["is_first"][1:].any() and ep["is_last"][-1] and ep["success"][-1]
+    assert str(ep["env"]) == "cue_task" and int(ep["seed"]) == 5
+    assert len(load_episodes(tmp_path)) == 3
+    mem = oracle_episodes(cfg, 1, seed=5)[0]
+    assert np.array_equal(mem["action"], ep["action"]) and np.array_equal(mem["rgb"], ep["rgb"])
+
+
+def test_npz_errors_are_one_line(tmp_path):
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="bad.npz"):
+        load_episode(tmp_path / "bad.npz")
+    np.savez(tmp_path / "x.npz", rgb=np.zeros((2, 4, 4, 3), np.uint8))
+    with pytest.raises(DataError, match="missing proprio, action"):
+        load_episode(tmp_path / "x.npz")
+    with pytest.raises(DataError, match="no .npz episodes"):
+        load_episodes(tmp_path / "empty")
+
+
+def test_maniskill_h5_reader(tmp_path):
+    p = tmp_path / "trajectory.h5"
+    with h5py.File(p, "w") as f:
+        for i, T in enumerate((3, 5)):
+            g = f.create_group(f"traj_{i}")
+            g["actions"] = np.ones((T, 8), np.float32) * i
+            g["success"] = np.arange(T) == T - 1
+            g["obs/agent/qpos"] = np.zeros((T + 1, 9), np.float32)
+            g["obs/agent/qvel"] = np.zeros((T + 1, 9), np.float32)
+            g["obs/extra/tcp_pose"] = np.zeros((T + 1, 7), np.float32)
+            g["obs/sensor_data/base_camera/rgb"] = np.zeros((T + 1, 8, 8, 3), np.uint8)
+    eps = read_maniskill_h5(p, "push")
+    assert [len(e["action"]) for e in eps] == [3, 5]
+    assert eps[1]["proprio"].shape == (5, 25) and eps[1]["rgb"].shape == (5, 8, 8, 3)
+    assert eps[1]["is_first"][0] and eps[1]["success"][-1] and (eps[1]["action"] == 1).all()
+    with h5py.File(tmp_path / "noobs.h5", "w") as f:
+        f.create_group("traj_0")["actions"] = np.zeros((2, 8))
+    with pytest.raises(DataError, match="no 'obs' group"):
+        read_maniskill_h5(tmp_path / "noobs.h5")
+
+
+def test_episodic_windows_stream_episodes_with_is_first():
+    eps = _episodes([5, 3, 4, 6])
+    ds = EpisodicWindows(eps, streams=2, window=3, chunk=2, seed=1, vocab=16, max_tokens=2)
+    assert len(ds) == int(np.ceil(max(sum(len(eps[e]["action"]) for e in s) for s in ds.streams) / 3))
+    windows = [ds[i] for i in range(len(ds))]
+    b = windows[0]
+    assert b["rgb"].shape == (2, 3, 8, 8, 3) and b["action"].shape == (2, 3, 2, 2) and b["chunk_mask"].shape == (2, 3, 2)
+    for s, order in enumerate(ds.streams):
+        # concatenating the windows of a stream replays its episodes back to back
+        prop = np.concatenate([w["proprio"][s].numpy() for w in windows])
+        first = np.concatenate([w["is_first"][s].numpy() for w in windows])
+        act = np.concatenate([w["action"][s].numpy() for w in windows])
+        mask = np.concatenate([w["chunk_mask"][s].numpy() for w in windows])
+        t = 0
+        for e in order:
+            T = len(eps[e]["action"])
+            assert first[t] and not first[t + 1 : t + T].any()
+            assert np.allclose(prop[t : t + T], eps[e]["proprio"])
+            assert np.allclose(act[t : t + T, 0], eps[e]["action"])  # chunk[0] is the step's own action
+            assert np.allclose(act[t : t + T - 1, 1], eps[e]["action"][1:])  # chunk[1] the next one
+            assert not mask[t + T - 1, 1] and mask[t + T - 2, 1]  # no target past the episode end
+            t += T
+    # set_epoch: a deterministic reshuffle
+    ds.set_epoch(3)
+    o3 = [list(s) for s in ds.streams]
+    ds.set_epoch(0)
+    ds.set_epoch(3)
+    assert [list(s) for s in ds.streams] == o3
+
+
+def test_make_env_unknown_name_is_config_error():
+    from ostinato.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown env"):
+        make_env(EnvConfig(env="NoSuchEnv-v9"))

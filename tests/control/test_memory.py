@@ -1,0 +1,114 @@
+"""muVLA memory semantics: per-sample reset, TBPTT windows, EMA formula, chunk shapes."""
+import torch
+
+from ostinato.core.registry import create_model
+
+KW = dict(image_channels=3, proprio_dim=4, action_dim=2, chunk=4, vocab=64, max_tokens=4)
+
+
+def _batch(B=2, W=6, S=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "rgb": torch.randint(0, 256, (B, W, S, S, 3), generator=g, dtype=torch.uint8),
+        "proprio": torch.randn(B, W, 4, generator=g),
+        "instr": torch.randint(1, 64, (B, W, 4), generator=g),
+        "action": torch.randn(B, W, 4, 2, generator=g),
+        "chunk_mask": torch.ones(B, W, 4, dtype=torch.bool),
+        "is_first": torch.zeros(B, W, dtype=torch.bool),
+    }
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    m = create_model("test_muvla", **{**KW, **kw}).eval()
+    with torch.no_grad():  # a non-trivial M0 so that resets are visible
+        m.memory.M0.normal_()
+    return m
+
+
+def test_reset_on_is_first_is_per_sample():
+    m = _model(tbptt_length=100)
+    b = _batch()
+    b["is_first"][:, 0] = True
+    b["is_first"][0, 3] = True  # sample 0 starts a new episode at step 3, sample 1 does not
+    with torch.no_grad():
+        pred, _ = m(b)
+        tail = {k: v[:, 3:] for k, v in b.items()}
+        tail["is_first"] = torch.ones(2, 3, dtype=torch.bool)
+        tail["is_first"][:, 1:] = False
+        fresh, _ = m(tail)  # both samples started from M0 at step 3
+    assert torch.allclose(pred[0, 3:], fresh[0], atol=1e-5)
+    assert not torch.allclose(pred[1, 3:], fresh[1], atol=1e-3)
+
+
+def test_memoryless_ignores_history():
+    m = _model(n_mem=0)
+    b = _batch()
+    with torch.no_grad():
+        full, _ = m(b)
+        last, _ = m({k: v[:, -1:] for k, v in b.items()})
+    assert m.memory.n_mem == 0
+    assert torch.allclose(full[:, -1:], last, atol=1e-5)
+
+
+def _proprio_grads(m, W=4):
+    b = _batch(B=1, W=W)
+    b["is_first"][:, 0] = True
+    b["proprio"].requires_grad_(True)
+    pred, _ = m(b)
+    pred[:, -1].sum().backward()  # loss on the last step only
+    return b["proprio"].grad[0].abs().sum(-1)  # (W,)
+
+
+def test_tbptt_gradients_span_k_steps_and_stop_at_window_edges():
+    g = _proprio_grads(_model(tbptt_length=2))  # windows [0, 1], [2, 3]
+    assert g[3] > 0 and g[2] > 0
+    assert g[0] == 0 and g[1] == 0
+    g = _proprio_grads(_model(tbptt_length=4))  # one window: every step reaches the loss
+    assert (g > 0).all()
+    g = _proprio_grads(_model(n_mem=0))
+    assert g[3] > 0 and (g[:3] == 0).all()
+
+
+def test_ema_update_equals_formula():
+    m = _model(memory_update="ema", ema_alpha=0.3)
+    b = _batch(B=2, W=1)
+    captured = {}
+    h = m.memory.transformer.register_forward_hook(lambda mod, inp, out: captured.update(z=inp[0], y=out[0]))
+    tok, pad = m._tokens(b["rgb"][:, 0], b["proprio"][:, 0], b["instr"][:, 0])
+    state = m.memory.init_state(2)
+    state = {"mem": state["mem"] + torch.randn_like(state["mem"]), "count": state["count"]}
+    _, new = m.memory.step(tok, state, torch.zeros(2, dtype=torch.bool), key_padding_mask=pad, attn_mask=m._mask())
+    h.remove()
+    i, n = m.n_img + 1, m.cfg.n_mem
+    assert torch.equal(captured["z"][:, i : i + n], state["mem"])  # memory inserted after the proprio token
+    expect = 0.3 * captured["y"][:, i : i + n] + 0.7 * state["mem"]
+    assert torch.allclose(new["mem"], expect, atol=1e-6)
+    assert not new["mem"].requires_grad  # detached: no cross-step gradient
+
+
+def test_action_chunk_shapes_and_act():
+    m = _model()
+    b = _batch(B=3, W=5)
+    pred, state = m(b)
+    assert pred.shape == (3, 5, 4, 2)
+    assert state["mem"].shape == (3, m.cfg.n_mem, m.cfg.d_model)
+    loss, logs = m.loss(b)
+    assert loss.ndim == 0 and "l1" in logs
+    obs = {k: b[k][:, 0] for k in ("rgb", "proprio", "instr")}
+    chunk, st = m.act(obs, m.init_state(3), torch.ones(3, dtype=torch.bool))
+    assert chunk.shape == (3, 4, 2) and st["mem"].shape[0] == 3
+
+
+def test_training_memory_is_carried_between_windows_detached():
+    m = _model()
+    b = _batch()
+    b["is_first"][:, 0] = True
+    m.loss(b)
+    carry = m._carry["mem"]
+    assert carry.shape == (2, m.cfg.n_mem, m.cfg.d_model) and not carry.requires_grad
+    b2 = _batch(seed=1)
+    with torch.no_grad():
+        p_carry, _ = m(b2, m._carry)
+        p_fresh, _ = m(b2)
+    assert not torch.allclose(p_carry, p_fresh)
