@@ -34,8 +34,12 @@ def cmd_ls(args) -> int:
     from .recipe import list_recipes
     from .registry import list_datasets, list_models
 
+    from .domain import broken_domains
+
     what = args.what
     doms = load_domains()
+    for name, reason in broken_domains().items():
+        print(f"ostinato: warning: the {name} domain failed to import: {reason}", file=sys.stderr)
     listings = {k for d in doms.values() for k in d.listings}
     valid = ["models", "recipes", "datasets", *sorted(listings)]
     if what is not None and what not in valid:
@@ -234,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    debug = "--debug" in argv  # accepted anywhere on the line
+    argv = [a for a in argv if a != "--debug"]
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)

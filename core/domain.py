@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ConfigError
+from .errors import ConfigError, OstinatoError
 
 
 @dataclass
@@ -37,12 +37,17 @@ class Domain:
 
 
 _DOMAINS: dict[str, Domain] = {}
+_BROKEN: dict[str, str] = {}  # domain -> one-line reason it could not be imported
 _LOADED = False
 _GROUP = "ostinato.domains"
 
 
 def load_domains() -> dict[str, Domain]:
-    """Import every domain named in the ``ostinato.domains`` entry-point group (once)."""
+    """Import every domain named in the ``ostinato.domains`` entry-point group (once).
+
+    A domain that fails to import does not take the others down: it is recorded in
+    :func:`broken_domains` and asking for it raises an error that gives the reason.
+    """
     global _LOADED
     if _LOADED:
         return _DOMAINS
@@ -51,16 +56,28 @@ def load_domains() -> dict[str, Domain]:
 
     _DOMAINS["core"] = tasks.DOMAIN
     for ep in sorted(entry_points(group=_GROUP), key=lambda e: e.name):
-        module = importlib.import_module(ep.value)
+        try:
+            module = importlib.import_module(ep.value)
+        except Exception as e:  # report, keep the other domains usable
+            _BROKEN[ep.name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            continue
         dom = getattr(module, "DOMAIN", None)
         if not isinstance(dom, Domain):
-            raise RuntimeError(f"entry point {ep.name} -> {ep.value} defines no DOMAIN = Domain(...)")
+            _BROKEN[ep.name] = f"{ep.value} defines no DOMAIN = Domain(...)"
+            continue
         _DOMAINS[dom.name] = dom
     return _DOMAINS
 
 
+def broken_domains() -> dict[str, str]:
+    load_domains()
+    return dict(_BROKEN)
+
+
 def get_domain(name: str) -> Domain:
     doms = load_domains()
+    if name in _BROKEN:
+        raise OstinatoError(f"the {name} domain failed to import: {_BROKEN[name]}")
     if name not in doms:
         raise ConfigError(f"unknown domain {name!r}; expected one of: {', '.join(sorted(doms)) or '(none installed)'}")
     return doms[name]

@@ -90,6 +90,11 @@ def _lookup(kind: str, name: str) -> Entry:
     if name not in reg:
         close = [n for n in reg if name.lower() in n.lower() or n.lower() in name.lower()]
         hint = f"; similar: {', '.join(sorted(close)[:5])}" if close else ""
+        from .domain import broken_domains
+
+        broken = broken_domains()
+        if broken:
+            hint += "; domains that failed to import: " + "; ".join(f"{d} ({r})" for d, r in broken.items())
         raise ConfigError(f"unknown {kind} {name!r}{hint}; see `ostinato ls {kind}s`")
     return reg[name]
 

@@ -1,0 +1,147 @@
+"""The training loop: learning, resume after SIGKILL, atomic checkpoints, NaN stop, DDP."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ostinato.core import checkpoint as ckpt
+from ostinato.core import recipe
+from ostinato.core.errors import ConfigError, TrainingError
+from ostinato.core.train import fit
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _cfg(*overrides):
+    return recipe.load("core/toy_seq", ["trainer.log_every_steps=1", *overrides])
+
+
+def test_fit_decreases_loss_and_writes_run(tmp_path):
+    res = fit(_cfg("trainer.max_epochs=3"), tmp_path, quiet=True)
+    for name in ("config.yaml", "last.pt", "best.pt", "metrics.csv", "results.json"):
+        assert (tmp_path / name).exists(), name
+    rows = [r.split(",") for r in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
+    losses = [float(r[4]) for r in rows if r[3] == "train/loss"]
+    assert losses[-1] < 0.5 * losses[0]
+    assert res["test"]["mse"] < 0.5 and res["val"]["mse"] == pytest.approx(rel=1e-5, expected=
+        min(float(r[4]) for r in rows if r[3] == "val/mse"))
+    assert json.loads((tmp_path / "results.json").read_text())["steps"] == 3 * 16
+    state = ckpt.load(tmp_path / "last.pt")
+    assert {"model", "optim", "sched", "rng", "pos", "config", "version"} <= set(state)
+
+
+def test_refuses_to_overwrite_a_run_and_resume_needs_one(tmp_path):
+    fit(_cfg("trainer.max_steps=2"), tmp_path, quiet=True)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        fit(_cfg("trainer.max_steps=2"), tmp_path, quiet=True)
+    with pytest.raises(ConfigError, match="does not exist"):
+        fit(_cfg(), tmp_path / "fresh", resume=True, quiet=True)
+
+
+def test_early_stopping_and_best_selection_use_val_only(tmp_path):
+    # lr 0 => val never improves after the first evaluation => patience 2 stops after 3 evals
+    res = fit(_cfg("optim.lr=0.0", "sched.name=constant", "trainer.max_epochs=20", "trainer.patience=2"), tmp_path, quiet=True)
+    assert res["epochs"] == 3 and res["best_step"] == 16
+
+
+def test_optimizer_honours_no_weight_decay_hint():
+    from ostinato.core.optim import build_optimizer
+    from ostinato.core.recipe import OptimConfig
+
+    m = torch.nn.Linear(3, 3)
+    m.bias._no_weight_decay = True
+    m.weight._optim = {"lr": 0.5, "weight_decay": 0.0}
+    opt = build_optimizer(torch.nn.Sequential(m, torch.nn.Linear(3, 1)), OptimConfig(weight_decay=0.1))
+    groups = {(g["lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups}
+    assert groups == {(1e-3, 0.1, 2), (1e-3, 0.0, 1), (0.5, 0.0, 1)}
+
+
+def _train_cmd(out, *extra):
+    return [sys.executable, "-m", "ostinato.core.cli", "train", "core/toy_seq", "--out", str(out), "--quiet",
+            "trainer.max_epochs=6", "data.n_train=256", "data.batch_size=16", "data.noise=0.3",
+            "model.dropout=0.2", "trainer.ckpt_every_steps=3", "trainer.log_every_steps=1", *extra]
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_train_cmd(full), check=True, env=ENV, timeout=300)
+    p = subprocess.Popen(_train_cmd(killed), env=ENV)
+    t0 = time.time()
+    while time.time() - t0 < 240:  # kill once a mid-epoch checkpoint exists
+        if (killed / "last.pt").exists():
+            pos = ckpt.load(killed / "last.pt")["pos"]
+            if pos["batch"] > 0 and pos["step"] >= 20:
+                break
+        if p.poll() is not None:
+            pytest.fail("the run finished before it could be killed; make it longer")
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not (killed / "results.json").exists()
+    subprocess.run(_train_cmd(killed, "--resume"), check=True, env=ENV, timeout=300)
+    a, b = ckpt.load(full / "last.pt"), ckpt.load(killed / "last.pt")
+    assert a["pos"]["step"] == b["pos"]["step"] == 96
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for k in ("optim",):
+        sa, sb = a[k]["state"], b[k]["state"]
+        assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+    ra = json.loads((full / "results.json").read_text())
+    rb = json.loads((killed / "results.json").read_text())
+    assert ra["test"] == rb["test"] and ra["val"] == rb["val"]
+
+
+def test_checkpoint_write_killed_midway_leaves_previous_file(tmp_path):
+    path = tmp_path / "last.pt"
+    ckpt.save({"w": torch.arange(5.0)}, path)
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        from ostinato.core import checkpoint as ckpt
+        real_save = torch.save
+        def torn_save(obj, f):
+            f.write(b"PK\\x03\\x04 half a zip file")   # a torn write ...
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)      # ... then the process dies
+        torch.save = torn_save
+        ckpt.save({{"w": torch.zeros(1000)}}, {str(path)!r})
+    """)
+    r = subprocess.run([sys.executable, "-c", script], env=ENV)
+    assert r.returncode == -signal.SIGKILL
+    assert torch.equal(ckpt.load(path)["w"], torch.arange(5.0))
+    leftovers = [q.name for q in tmp_path.iterdir() if q.name != "last.pt"]
+    assert all(q.endswith(".tmp") for q in leftovers)  # only an orphaned temp file, never a torn last.pt
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cmd = [sys.executable, "-m", "ostinato.core.cli", "train", "core/toy_seq", "--out", str(tmp_path), "--quiet",
+           "optim.name=sgd", "optim.lr=1e12", "sched.name=constant", "trainer.grad_clip=0", "trainer.ckpt_every_steps=1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "non-finite loss" in lines[0] and "last good checkpoint" in lines[0]
+    state = ckpt.load(tmp_path / "last.pt")
+    assert state["pos"]["step"] >= 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_ddp_two_processes_match_single_process(tmp_path):
+    common = ["core/toy_seq", "--quiet", "trainer.max_steps=12", "data.batch_size=16", "trainer.seed=1",
+              "trainer.eval_every=100", "trainer.device=cpu"]
+    subprocess.run([sys.executable, "-m", "ostinato.core.cli", "train", *common, "--out", str(tmp_path / "one")],
+                   check=True, env=ENV, timeout=300)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    r = subprocess.run([str(torchrun), "--nproc_per_node=2", "--master_port=29533", "-m", "ostinato.core.cli", "train",
+                        *common, "--out", str(tmp_path / "two")], env=ENV, timeout=300, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = ckpt.load(tmp_path / "one" / "last.pt"), ckpt.load(tmp_path / "two" / "last.pt")
+    assert a["pos"]["step"] == b["pos"]["step"] == 12
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
