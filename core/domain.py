@@ -52,7 +52,7 @@ def load_domains() -> dict[str, Domain]:
     if _LOADED:
         return _DOMAINS
     _LOADED = True
-    from . import tasks  # the core's own synthetic task (registers the "core" pseudo-domain)
+    from . import layers, tasks  # noqa: F401  (core layers and the core's own synthetic task register)
 
     _DOMAINS["core"] = tasks.DOMAIN
     for ep in sorted(entry_points(group=_GROUP), key=lambda e: e.name):

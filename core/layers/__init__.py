@@ -1,1 +1,6 @@
-"""Sequence layers of the core. Importing this package registers every layer."""
+"""Sequence layers of the core. Importing this package registers every layer.
+
+All follow the core contract: ``y, state = layer(x, state=None)``, ``layer.init_state(B)``,
+``y_t, state = layer.step(x_t, state)``.
+"""
+from . import attention, convlstm, convssm, fsmn, memory, newton, rnn, ssm2d  # noqa: F401
