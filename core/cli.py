@@ -259,5 +259,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def domain_train_main(domain: str, argv: list[str] | None = None) -> int:
+    """``python -m ostinato.<domain>.train NAME [...]`` == ``ostinato train <domain>/NAME [...]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--out", "--data-root"):
+            i += 2
+            continue
+        if not a.startswith("-") and "=" not in a:
+            if "/" not in a and not a.endswith((".yaml", ".yml")):
+                argv[i] = f"{domain}/{a}"
+            break
+        i += 1
+    return main(["train", *argv])
+
+
 if __name__ == "__main__":
     sys.exit(main())

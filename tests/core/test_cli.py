@@ -63,3 +63,24 @@ def test_module_entry_point(tmp_path):
 
     r = subprocess.run([sys.executable, "-m", "ostinato.core.cli", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "train" in r.stdout and "bench" in r.stdout
+
+
+def test_python_m_domain_train(tmp_path):
+    import subprocess
+    import sys
+
+    from ostinato.core.cli import domain_train_main
+
+    # the argument rewriting, without training
+    import ostinato.core.cli as c
+
+    seen = {}
+    orig = c.main
+    c.main = lambda argv: seen.setdefault("argv", argv) and 0
+    try:
+        domain_train_main("recsys", ["--out", "x", "sasrec_games", "optim.lr=1"])
+    finally:
+        c.main = orig
+    assert seen["argv"] == ["train", "--out", "x", "recsys/sasrec_games", "optim.lr=1"]
+    r = subprocess.run([sys.executable, "-m", "ostinato.recsys.train", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "RECIPE" in r.stdout.upper()

@@ -1,0 +1,7 @@
+"""`python -m ostinato.audio.train RECIPE [options] [key=value ...]` is `ostinato train audio/RECIPE ...`."""
+import sys
+
+from ostinato.core.cli import domain_train_main
+
+if __name__ == "__main__":
+    sys.exit(domain_train_main("audio"))
