@@ -1,0 +1,3 @@
+"""placeholder replaced below"""
+def bench(quick=False, out=None):
+    return {}

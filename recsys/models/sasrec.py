@@ -1,0 +1,398 @@
+"""SASRec: self-attentive sequential recommendation (Kang & McAuley, ICDM 2018).
+
+Follows the original TensorFlow code (``kang205/SASRec``, ``model.py`` / ``modules.py``):
+
+- input: item embedding (row 0 = padding, kept at zero) scaled by sqrt(d), plus a learned
+  positional embedding over window positions 0..maxlen-1 (sequences are left-padded, so the
+  most recent item always sits at position maxlen-1); dropout; multiplied by the timeline
+  (non-padding) mask;
+- block (``norm_first=False, post_ln=False``, the original layout): only the queries are
+  layer-normed, ``q = LN(x)``; causal attention with K = V = x (keys at padding positions
+  masked); the residual adds the *normalised* query, ``x = q + Attn(q, x, x)``; there is no
+  output projection; then ``h = LN(x)``, ``x = h + FFN(h)`` with FFN = two 1x1 convolutions
+  (linear layers) with ReLU and dropout; the timeline mask is reapplied;
+- a final LayerNorm (eps 1e-8 everywhere, as in ``normalize``) gives F_t;
+- scores use the shared (unscaled) item embedding: r_{t,i} = <F_t, E_i>.
+
+Options that reproduce other implementations:
+
+- ``norm_first=True``: Pre-LN, ``x + Attn(LN(x))`` with K = V = LN(x), ``x + FFN(LN(x))``
+  (pmixer's ``--norm_first``).
+- ``post_ln=True``: Post-LN, ``LN(x + Attn(x))``, ``LN(x + FFN(x))`` (what pmixer's current
+  ``main`` runs without ``--norm_first``; its ``Result_Norm.md`` calls it "Post-LN").
+- ``attn_out_proj=True``: an output projection after attention, as ``nn.MultiheadAttention``
+  in pmixer's port has; the TF code has none.
+- ``init="xavier"``: pmixer's init (xavier-normal on every weight matrix, padding rows
+  zeroed); ``init="tf"`` (default) is TF's glorot-uniform on weights and embeddings, zero biases.
+
+Deviations of pmixer's port that are *not* options because they change nothing here:
+positions 1..L with a zero row for padding (pmixer) versus 0..L-1 (TF) index the same
+learned table once padding positions are zeroed by the mask. pmixer's current ``main``
+also drops the timeline mask and key masking (padding positions are attended to); this
+module always masks padding, so left-padding never changes a user's scores.
+
+Losses (``loss``), all averaged over non-padding target positions:
+
+- ``bce``: -log s(r+) - sum_j log(1 - s(r-_j)) with the batch's negatives (one per position
+  in the original; ``data.n_negatives`` sets how many);
+- ``ce``: full softmax cross-entropy over all items (SASRec+ / RecBole ``CE``);
+- ``sampled_softmax``: softmax over [positive, k negatives] (uniform proposal, so no logQ term);
+- ``gbce``: gSASRec's generalised BCE (``asash/gSASRec-pytorch``): with k negatives out of
+  n items, alpha = k / (n - 1), beta = alpha * (t * (1 - 1/alpha) + 1/alpha); the loss is
+  the mean over the k+1 logits of [beta * softplus(-r+), softplus(r-_1), ...]. t = 0 gives
+  beta = 1, i.e. BCE / (k+1). Computed with ``softplus``, which equals gSASRec's clamped
+  logit transform up to its 1e-10 clamps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ostinato.core.errors import ConfigError
+from ostinato.core.registry import register_model
+
+# ----------------------------------------------------------------------------- blocks
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout from ``torch.rand`` (about 2x faster on CPU than ``bernoulli_``)."""
+    if not training or p == 0.0:
+        return x
+    return x * (torch.rand_like(x) >= p).to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
+class Tokens:
+    """Where the tokens of a batch live and how attention sees them.
+
+    Blocks work on a flat (T, D) token matrix; only attention needs the sequence layout.
+    ``Tokens.padded(seq)``: every (b, l) position is a token (T = B*L), one (B, L, L)
+    attention: the obviously-correct reference. ``Tokens.packed(seq)``: only positions from
+    a row's first item on are tokens (T = N), and attention runs on groups of ``chunk`` rows
+    of similar length, each cut to its own longest row. Padding never influences a real
+    position (keys masked, outputs zeroed), so both give the same outputs at real positions;
+    packing skips the padding work (on Amazon Games, ~88% of a maxlen-50 batch is padding).
+    """
+
+    def __init__(self, seq: torch.Tensor, idx: torch.Tensor, groups: list, inv: torch.Tensor | None):
+        self.seq, self.idx, self.groups, self.inv = seq, idx, groups, inv
+        B, L = seq.shape
+        self.keep = (seq.reshape(-1)[idx] != 0).unsqueeze(-1)  # (T, 1)
+        self.col = idx % L  # (T,) column of each token in the window
+
+    @classmethod
+    def padded(cls, seq: torch.Tensor) -> "Tokens":
+        B, L = seq.shape
+        mask = cls._mask(seq != 0)
+        return cls(seq, torch.arange(B * L, device=seq.device), [(None, mask)], None)
+
+    @classmethod
+    def packed(cls, seq: torch.Tensor, chunk: int = 16) -> "Tokens":
+        B, L = seq.shape
+        dev = seq.device
+        nz = seq != 0  # (B, L)
+        first = torch.where(nz.any(1), nz.to(torch.int8).argmax(1), torch.full((B,), L, device=dev))  # (B,)
+        span = L - first  # (B,)
+        in_span = torch.arange(L, device=dev)[None, :] >= first[:, None]  # (B, L)
+        idx = in_span.reshape(-1).nonzero().squeeze(1)  # (N,)
+        N = idx.numel()
+        pmap = torch.full((B * L,), N, dtype=torch.long, device=dev)
+        pmap[idx] = torch.arange(N, device=dev)
+        pmap = pmap.view(B, L)  # (B, L), N = outside the row's span
+        nz_ext = torch.cat([nz.reshape(-1)[idx], nz.new_zeros(1)])  # (N + 1,)
+        order = torch.sort(span, descending=True, stable=True).indices
+        spans = span[order].tolist()
+        groups, flat = [], []
+        for i in range(0, B, chunk):
+            Lg = spans[i]
+            if Lg == 0:
+                break
+            g = pmap[order[i:i + chunk], L - Lg:]  # (n_g, Lg) token ids, N = none
+            groups.append((g, cls._mask(nz_ext[g])))
+            flat.append(g.reshape(-1))
+        flat_all = torch.cat(flat) if flat else idx.new_zeros(0)
+        inv = torch.empty(N, dtype=torch.long, device=dev)
+        hit = flat_all < N
+        inv[flat_all[hit]] = hit.nonzero().squeeze(1)  # token -> row of the concatenated group outputs
+        return cls(seq, idx, groups, inv)
+
+    @staticmethod
+    def _mask(key_ok: torch.Tensor) -> torch.Tensor:
+        """(R, 1, L, L) bool, True = may attend: key j <= query i and key j is an item.
+
+        A padding query would have no key; it attends to itself so the softmax stays
+        finite. Its output is zeroed and, as a masked key, never reaches a real position.
+        """
+        L = key_ok.shape[1]
+        causal = torch.ones(L, L, dtype=torch.bool, device=key_ok.device).tril_()  # (L, L)
+        eye = torch.eye(L, dtype=torch.bool, device=key_ok.device)  # (L, L)
+        return ((causal & key_ok[:, None, :]) | eye).unsqueeze(1)  # (R, 1, L, L)
+
+    def attend(self, q: torch.Tensor, kv: torch.Tensor, n_heads: int, p: float, training: bool) -> torch.Tensor:
+        """q (T, D), kv (T, 2D) -> softmax(QK^T/sqrt(d_h) + mask) V: (T, D)."""
+        D = q.shape[1]
+        qkv = torch.cat([q, kv], dim=1)  # (T, 3D)
+        if self.inv is None:  # padded
+            return self._heads(qkv.view(*self.seq.shape, 3 * D), self.groups[0][1], n_heads, p, training).reshape(-1, D)
+        qkv = torch.cat([qkv, qkv.new_zeros(1, 3 * D)])  # (N + 1, 3D), row N = nothing
+        outs = [self._heads(qkv[g], mask, n_heads, p, training).reshape(-1, D) for g, mask in self.groups]
+        return torch.cat(outs)[self.inv]  # (N, D)
+
+    @staticmethod
+    def _heads(qkv: torch.Tensor, mask: torch.Tensor, H: int, p: float, training: bool) -> torch.Tensor:
+        R, L, D3 = qkv.shape
+        D = D3 // 3
+        q, k, v = qkv.view(R, L, 3, H, D // H).permute(2, 0, 3, 1, 4)  # 3 x (R, H, L, Dh)
+        if training and p > 0:  # explicit: SDPA's CPU dropout path is slow
+            a = (q @ k.transpose(-1, -2)) * (D // H) ** -0.5  # (R, H, L, L)
+            a = a.masked_fill(~mask, float("-inf")).softmax(-1)
+            y = dropout(a, p, True) @ v  # (R, H, L, Dh)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (R, H, L, Dh)
+        return y.transpose(1, 2).reshape(R, L, D)  # (R, L, D)
+
+
+class PointWiseFFN(nn.Module):
+    """Two 1x1 convolutions (= position-wise linear layers): dropout(W2 dropout(relu(W1 x)))."""
+
+    def __init__(self, d_model: int, p: float):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = dropout(F.relu(self.fc1(x)), self.p, self.training)
+        return dropout(self.fc2(h), self.p, self.training)
+
+
+class SASRecBlock(nn.Module):
+    """One block on tokens (T, D); ``layout`` is "sasrec" (original), "pre" or "post".
+
+    Attention: Q = W_q q + b_q, [K, V] = W_kv kv + b_kv, causal softmax with dropout on the
+    weights (TF), then an optional output projection (pmixer's nn.MultiheadAttention).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, p: float, layout: str, eps: float, out_proj: bool):
+        super().__init__()
+        if d_model % n_heads:
+            raise ConfigError(f"model.d_model={d_model} must be divisible by model.n_heads={n_heads}")
+        self.layout, self.n_heads, self.p = layout, n_heads, p
+        self.attn_norm = nn.LayerNorm(d_model, eps=eps)
+        self.q = nn.Linear(d_model, d_model)
+        self.kv = nn.Linear(d_model, 2 * d_model)
+        self.out = nn.Linear(d_model, d_model) if out_proj else None
+        self.ffn_norm = nn.LayerNorm(d_model, eps=eps)
+        self.ffn = PointWiseFFN(d_model, p)
+
+    def attn(self, q_in: torch.Tensor, kv_in: torch.Tensor, tok: Tokens) -> torch.Tensor:
+        y = tok.attend(self.q(q_in), self.kv(kv_in), self.n_heads, self.p, self.training)  # (T, D)
+        return self.out(y) if self.out is not None else y
+
+    def forward(self, x: torch.Tensor, tok: Tokens) -> torch.Tensor:
+        if self.layout == "sasrec":
+            q = self.attn_norm(x)
+            x = q + self.attn(q, x, tok)  # the residual adds the normalised query
+            h = self.ffn_norm(x)
+            x = h + self.ffn(h)
+        elif self.layout == "pre":
+            h = self.attn_norm(x)
+            x = x + self.attn(h, h, tok)
+            x = x + self.ffn(self.ffn_norm(x))
+        else:  # post
+            x = self.attn_norm(x + self.attn(x, x, tok))
+            x = self.ffn_norm(x + self.ffn(x))
+        return x * tok.keep  # (T, D), timeline mask reapplied
+
+
+# ----------------------------------------------------------------------------- model
+
+
+@dataclass
+class SASRecConfig:
+    n_items: int = 0  # items are 1..n_items, 0 is padding; filled in from the data
+    maxlen: int = 50  # window length (positions 0..maxlen-1); filled in from the data
+    d_model: int = 50
+    n_blocks: int = 2
+    n_heads: int = 1
+    dropout: float = 0.5
+    norm_first: bool = False  # Pre-LN blocks
+    post_ln: bool = False  # Post-LN blocks (pmixer's current default)
+    attn_out_proj: bool = False  # output projection after attention (pmixer/nn.MultiheadAttention)
+    ln_eps: float = 1e-8
+    init: Literal["tf", "xavier"] = "tf"
+    loss: Literal["bce", "ce", "sampled_softmax", "gbce"] = "bce"
+    gbce_t: float = 0.75  # gSASRec's calibration t (loss="gbce"); k = data.n_negatives
+    l2_emb: float = 0.0  # TF's l2_emb: l2_emb * sum(E^2) added to the loss
+    packed: bool = True  # compute real positions only (same outputs as padded; faster)
+    attn_chunk: int = 16  # packed attention: rows per length group
+
+    def validate(self) -> None:
+        if self.norm_first and self.post_ln:
+            raise ConfigError("model.norm_first and model.post_ln are exclusive; choose one block layout")
+        if self.maxlen < 1 or self.d_model < 1 or self.n_blocks < 0 or self.n_heads < 1:
+            raise ConfigError("model.maxlen, d_model and n_heads must be >= 1 and n_blocks >= 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout: expected a value in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.gbce_t <= 1.0:
+            raise ConfigError(f"model.gbce_t: expected a value in [0, 1], got {self.gbce_t}")
+
+
+class SASRec(nn.Module):
+    """SASRec. ``forward(seq)`` gives F (B, L, D); ``score``/``score_all`` rank items from F[:, -1]."""
+
+    def __init__(self, cfg: SASRecConfig):
+        super().__init__()
+        cfg.validate()
+        if cfg.n_items < 1:
+            raise ConfigError("model.n_items must be >= 1 (it is normally filled in from the dataset)")
+        self.cfg = cfg
+        d = cfg.d_model
+        layout = "pre" if cfg.norm_first else "post" if cfg.post_ln else "sasrec"
+        self.item_emb = nn.Embedding(cfg.n_items + 1, d, padding_idx=0)
+        self.pos_emb = nn.Embedding(cfg.maxlen, d)
+        self.blocks = nn.ModuleList(
+            SASRecBlock(d, cfg.n_heads, cfg.dropout, layout, cfg.ln_eps, cfg.attn_out_proj) for _ in range(cfg.n_blocks)
+        )
+        self.final_norm = nn.LayerNorm(d, eps=cfg.ln_eps)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        d = self.cfg.d_model
+        for name, p in self.named_parameters():
+            if p.dim() < 2:  # biases and LayerNorm: TF zeros / ones (pmixer keeps torch's default biases)
+                if self.cfg.init == "tf" and name.endswith("bias") and "norm" not in name:
+                    p.zero_()
+                continue
+            if self.cfg.init == "tf":  # glorot-uniform per TF variable ([in, out] kernels)
+                if name.endswith("kv.weight"):  # two TF variables (K and V), each (d, d)
+                    nn.init.uniform_(p, -math.sqrt(6 / (2 * d)), math.sqrt(6 / (2 * d)))
+                else:
+                    nn.init.xavier_uniform_(p)
+            else:  # pmixer: xavier-normal; Q/K/V are rows of one (3d, d) in_proj_weight
+                if name.endswith(("q.weight", "kv.weight")):
+                    nn.init.normal_(p, 0.0, math.sqrt(2 / (4 * d)))
+                else:
+                    nn.init.xavier_normal_(p)
+        self.item_emb.weight[0].zero_()
+
+    # -- encoder ------------------------------------------------------------------------
+
+    def tokens(self, seq: torch.Tensor, packed: bool | None = None) -> Tokens:
+        if seq.shape[1] > self.cfg.maxlen:
+            raise ConfigError(f"input length {seq.shape[1]} exceeds model.maxlen={self.cfg.maxlen}")
+        packed = self.cfg.packed if packed is None else packed
+        return Tokens.packed(seq, self.cfg.attn_chunk) if packed else Tokens.padded(seq)
+
+    def encode(self, e: torch.Tensor, tok: Tokens) -> torch.Tensor:
+        """e: unscaled item embeddings of the tokens (T, D) -> F of the tokens (T, D)."""
+        L = tok.seq.shape[1]
+        keep = tok.keep.to(e.dtype)  # (T, 1)
+        x = e * math.sqrt(self.cfg.d_model) + self.pos_emb.weight[self.cfg.maxlen - L + tok.col]  # (T, D)
+        x = dropout(x, self.cfg.dropout, self.training) * keep  # the last item sits at maxlen-1
+        for blk in self.blocks:
+            x = blk(x, tok)
+        return self.final_norm(x)  # (T, D)
+
+    def forward(self, seq: torch.Tensor, packed: bool | None = None) -> torch.Tensor:
+        """seq: (B, L) item ids, left-padded with 0, L <= maxlen -> F: (B, L, D).
+
+        Padding positions hold LN(0), i.e. the final LayerNorm's bias, as in the TF code.
+        """
+        B, L = seq.shape
+        tok = self.tokens(seq, packed)
+        f = self.encode(self.item_emb(seq.reshape(-1)[tok.idx]), tok)  # (T, D)
+        out = self.final_norm.bias.expand(B * L, -1).index_copy(0, tok.idx, f)  # (B*L, D)
+        return out.view(B, L, -1)  # (B, L, D)
+
+    # -- scoring ------------------------------------------------------------------------
+
+    def last_features(self, seq: torch.Tensor) -> torch.Tensor:
+        """F at the last position of each row: (B, D)."""
+        B, L = seq.shape
+        tok = self.tokens(seq)
+        f = self.encode(self.item_emb(seq.reshape(-1)[tok.idx]), tok)  # (T, D)
+        is_last = tok.col == L - 1  # (T,)
+        out = self.final_norm.bias.expand(B, -1).clone()  # rows without items: LN(0)
+        out[tok.idx[is_last] // L] = f[is_last]
+        return out  # (B, D)
+
+    def score(self, seq: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of candidate items after the last position: seq (B, L), items (B, C) -> (B, C)."""
+        f = self.last_features(seq)  # (B, D)
+        return torch.einsum("bd,bcd->bc", f, self.item_emb(items))  # (B, C)
+
+    def score_all(self, seq: torch.Tensor) -> torch.Tensor:
+        """Scores of every item: (B, n_items + 1); column 0 (padding) is -inf."""
+        s = self.last_features(seq) @ self.item_emb.weight.T  # (B, n_items + 1)
+        s[:, 0] = float("-inf")
+        return s
+
+    # -- training -----------------------------------------------------------------------
+
+    def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """batch: seq (B, L), pos (B, L) next items (0 = no target), neg (B, L, k) negatives."""
+        seq = batch["seq"]
+        tok = self.tokens(seq)
+        pos_t = batch["pos"].reshape(-1)[tok.idx]  # (T,) target of each token
+        valid = pos_t != 0  # (T,)
+        p = pos_t[valid]  # (N,)
+        x_ids = seq.reshape(-1)[tok.idx]  # (T,)
+        kind = self.cfg.loss
+        if kind == "ce":
+            f = self.encode(self.item_emb(x_ids), tok)[valid]  # (N, D)
+            logits = f @ self.item_emb.weight.T  # (N, n_items + 1)
+            logits[:, 0] = float("-inf")
+            loss = F.cross_entropy(logits, p)
+        else:
+            neg = batch["neg"].reshape(-1, batch["neg"].shape[-1])[tok.idx][valid]  # (N, k)
+            N, k = neg.shape
+            # one lookup for inputs, positives and negatives: a single dense gradient for E
+            e = self.item_emb(torch.cat([x_ids, p, neg.reshape(-1)]))  # (T + N + N*k, D)
+            e_x, e_pos, e_neg = e.split([x_ids.numel(), N, N * k])
+            f = self.encode(e_x, tok)[valid]  # (N, D)
+            s_pos = (f * e_pos).sum(-1)  # (N,)
+            s_neg = torch.einsum("nd,nkd->nk", f, e_neg.view(N, k, -1))  # (N, k)
+            if kind == "bce":
+                loss = (F.softplus(-s_pos) + F.softplus(s_neg).sum(-1)).mean()
+            elif kind == "sampled_softmax":
+                logits = torch.cat([s_pos[:, None], s_neg], dim=1)  # (N, 1 + k)
+                loss = F.cross_entropy(logits, torch.zeros_like(p))
+            else:  # gbce
+                k, n = s_neg.shape[1], self.cfg.n_items
+                alpha = k / max(n - 1, 1)
+                beta = alpha * (self.cfg.gbce_t * (1 - 1 / alpha) + 1 / alpha)
+                loss = ((beta * F.softplus(-s_pos) + F.softplus(s_neg).sum(-1)) / (k + 1)).mean()
+        logs = {"loss": float(loss.detach())}
+        if self.cfg.l2_emb > 0:
+            loss = loss + self.cfg.l2_emb * self.item_emb.weight.pow(2).sum()
+        return loss, logs
+
+
+# ----------------------------------------------------------------------------- variants
+
+
+@register_model("sasrec", config=SASRecConfig)
+def sasrec(cfg: SASRecConfig) -> SASRec:
+    """SASRec, paper defaults (Kang & McAuley 2018): d 50, 2 blocks, 1 head, dropout 0.5, BCE."""
+    return SASRec(cfg)
+
+
+@dataclass
+class TestSASRecConfig(SASRecConfig):
+    n_items: int = 50
+    maxlen: int = 8
+    d_model: int = 16
+    n_blocks: int = 2
+    n_heads: int = 2
+    dropout: float = 0.1
+
+
+@register_model("test_sasrec", config=TestSASRecConfig)
+def test_sasrec(cfg: TestSASRecConfig) -> SASRec:
+    """Tiny SASRec for tests (d 16, 2 blocks, 2 heads, maxlen 8)."""
+    return SASRec(cfg)
