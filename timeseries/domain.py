@@ -1,7 +1,7 @@
 """The timeseries domain as the core sees it (entry point ostinato.domains:timeseries).
 
-Importing this module registers the domain's models and datasets. Heavy optional pieces
-(the pytorch-forecasting adapter, Lightning) are imported only when used.
+Importing this module registers the domain's models and datasets. The pytorch-forecasting
+adapter (and with it Lightning) is imported only when used.
 """
 from __future__ import annotations
 
@@ -9,16 +9,29 @@ from pathlib import Path
 
 from ostinato.core.domain import Domain
 
-from .data import custom, ett  # noqa: F401  (registers datasets)
-from .data.custom import CUSTOM_SPECS
-from .data.ett import ETT_SPECS
+from .data import covid, custom, ett, m4, synthetic, ucr  # noqa: F401  (registers datasets)
 from .evaluate import TimeseriesEvalConfig, evaluate
-from .models import dlinear, seasonal_naive  # noqa: F401  (registers models)
+from .models import chimera, dlinear, es_rnn, mes_lstm, seasonal_naive  # noqa: F401  (registers models)
+
+
+def _bench(quick: bool = False, out=None):
+    from .bench import bench
+
+    return bench(quick=quick, out=out)
+
+
+def _add_cli(sub) -> None:
+    from .forecast import add_cli
+
+    add_cli(sub)
+
 
 DOMAIN = Domain(
     name="timeseries",
     recipes_dir=Path(__file__).parent / "recipes",
     evaluate=evaluate,
     eval_config=TimeseriesEvalConfig,
-    datasets=[*ETT_SPECS, *CUSTOM_SPECS],
+    bench=_bench,
+    add_cli=_add_cli,
+    datasets=[*ett.ETT_SPECS, *custom.CUSTOM_SPECS, *ucr.UCR_SPECS, *m4.M4_SPECS, *covid.COVID_SPECS],
 )

@@ -45,6 +45,9 @@ class CustomCSVConfig:
     pred_len: int = 96
     freq: str = "h"  # TSLib uses h for most custom sets (exchange_rate included)
     scale: bool = True
+    holt_winters: bool = False  # add MES-LSTM Holt-Winters baselines (x_base, y_base) for the targets
+    hw_period: int = 24
+    hw_init: Literal["estimated", "heuristic"] = "estimated"
     batch_size: int = 32
     eval_batch_size: int = 256
 

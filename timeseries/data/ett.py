@@ -74,6 +74,9 @@ class ETTConfig:
     pred_len: int = 96  # horizon H
     freq: str = "h"  # time features: h for ETTh, t for ETTm
     scale: bool = True
+    holt_winters: bool = False  # add MES-LSTM Holt-Winters baselines (x_base, y_base) for the targets
+    hw_period: int = 24
+    hw_init: Literal["estimated", "heuristic"] = "estimated"
     batch_size: int = 32
     eval_batch_size: int = 256  # metrics are exact element means, independent of this
 

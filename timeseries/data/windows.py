@@ -137,6 +137,7 @@ class ForecastWindows(torch.utils.data.Dataset):
         base_fc: np.ndarray | None = None,  # (N, pred_len, C_out) baseline forecast from each origin
         series: int = 0,
         row0: int = 0,
+        extra: dict | None = None,  # constant per-dataset values added to every item
     ):
         self.x = torch.as_tensor(data_x, dtype=torch.float32)
         self.y = torch.as_tensor(data_y, dtype=torch.float32)
@@ -145,6 +146,7 @@ class ForecastWindows(torch.utils.data.Dataset):
         self.base_fc = None if base_fc is None else torch.as_tensor(base_fc, dtype=torch.float32)
         self.seq_len, self.pred_len = seq_len, pred_len
         self.series, self.row0 = series, row0
+        self.extra = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in (extra or {}).items()}
 
     def __len__(self) -> int:
         return max(0, len(self.x) - self.seq_len - self.pred_len + 1)
@@ -164,6 +166,7 @@ class ForecastWindows(torch.utils.data.Dataset):
         if self.base is not None:
             item["x_base"] = self.base[s:e]  # (L, C_out)
             item["y_base"] = self.base_fc[e - 1]  # (H, C_out): forecast from origin e-1
+        item.update(self.extra)
         return item
 
 
@@ -194,7 +197,8 @@ def forecast_bundle(
     val/test ``lo`` already moved back by ``seq_len``), and return the bundle.
 
     ``cfg`` needs: features, target, seq_len, pred_len, freq, scale, batch_size,
-    eval_batch_size.
+    eval_batch_size; with ``holt_winters`` true also ``hw_period`` and ``hw_init`` (MES-LSTM
+    baselines for the target columns, fitted on the train rows).
     """
     from ostinato.core.data import DataBundle
 
@@ -207,6 +211,13 @@ def forecast_bundle(
     else:
         scaler.mean, scaler.std = np.zeros(data.shape[1]), np.ones(data.shape[1])
     marks = time_features(df["date"], cfg.freq)
+    base = base_fc = None
+    if getattr(cfg, "holt_winters", False):
+        from .holt_winters import hw_baselines
+
+        parts = [hw_baselines(data[:, c], tr_hi, cfg.hw_period, cfg.pred_len, cfg.hw_init) for c in range(data.shape[1] - n_out, data.shape[1])]
+        base = np.stack([b for b, _ in parts], axis=1)  # (N, C_out)
+        base_fc = np.stack([f for _, f in parts], axis=2)  # (N, H, C_out)
     splits = {}
     for split, (lo, hi) in zip(("train", "val", "test"), borders):
         if lo < 0:
@@ -214,7 +225,10 @@ def forecast_bundle(
         check_split_length(path, split, hi - lo, cfg.seq_len, cfg.pred_len)
         x = data[lo:hi].astype(np.float32)  # (N, C_in)
         y = x[:, -n_out:]  # (N, C_out): target last, as TSLib's f_dim = -1 for MS
-        splits[split] = ForecastWindows(x, y, marks[lo:hi], cfg.seq_len, cfg.pred_len, row0=lo)
+        splits[split] = ForecastWindows(
+            x, y, marks[lo:hi], cfg.seq_len, cfg.pred_len, row0=lo,
+            base=None if base is None else base[lo:hi], base_fc=None if base_fc is None else base_fc[lo:hi],
+        )
     loc = scaler.mean[-n_out:][None, :]  # (1, C_out)
     scale = scaler.std[-n_out:][None, :]  # (1, C_out)
     return DataBundle(

@@ -1,0 +1,167 @@
+"""JHU CSSE COVID-19 global time series (wide CSVs), the MES-LSTM setting.
+
+Files ``time_series_covid19_{confirmed,deaths,recovered}_global.csv``: columns
+``Province/State, Country/Region, Lat, Long`` then one column of cumulative counts per day.
+Date headers are accepted as ``M/D/YY`` (JHU's original) and ``M/D/YYYY`` (re-saved copies).
+Provinces are summed per country. Several target files are aligned on their common dates.
+
+MES-LSTM (Mathonsi & van Zyl 2022) used OWID ``total_deaths`` and ``total_cases`` for the
+16 SADC countries; the JHU ``deaths`` and ``confirmed`` files stand in for them (OWID's
+totals are built from JHU). Its protocol, followed here: chronological 85/5/10 split,
+MinMax scaling to (1e-5, 1) per country and target on the training rows, window 14,
+Holt-Winters per column (period 7 here: daily data with a weekly reporting cycle).
+One model is trained on the windows of all countries (the original trained per country);
+each item carries its country index. MASE uses the lag-1 in-sample scale (``mase_lag``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ostinato.core.data import DataBundle, DatasetSpec, FileSpec, locate
+from ostinato.core.errors import ConfigError, DataError
+from ostinato.core.registry import register_dataset
+
+from .. import metrics as M
+from .holt_winters import hw_baselines
+from .windows import ForecastWindows, check_window
+
+SADC = [
+    "Angola", "Botswana", "Comoros", "Congo (Kinshasa)", "Eswatini", "Lesotho", "Madagascar", "Malawi",
+    "Mauritius", "Mozambique", "Namibia", "Seychelles", "South Africa", "Tanzania", "Zambia", "Zimbabwe",
+]
+MINMAX_LO = 1e-5
+_SHA = {
+    "confirmed": "2ba645bda7869d6b442da2960c607365ebf325949c20c331a23bf27b056dc2b0",
+    "deaths": "54c32e239280cacc47d0890aa316d2cff4d9669ce4be8d6bf6948d4f3f18914f",
+    "recovered": "c1fcddb84ab5caa701802060502212ee85c5e5a117d7523e4fc7677de28be7af",
+}
+COVID_SPECS = [
+    DatasetSpec(
+        name="covid19_jhu",
+        domain="timeseries",
+        files=tuple(FileSpec(f"timeseries/covid19_jhu/time_series_covid19_{k}_global.csv", sha256=v) for k, v in _SHA.items()),
+        source="JHU CSSE COVID-19 Data Repository (csse_covid_19_time_series), final 2022 snapshot",
+        licence="CC BY 4.0",
+        description="daily cumulative confirmed/deaths/recovered per region, 2020-01-22..2022-08 (not shipped)",
+        how_to_get="place the JHU global time-series CSVs under <data-root>/timeseries/covid19_jhu/",
+    )
+]
+
+
+def parse_jhu_date(text: str) -> datetime | None:
+    for fmt in ("%m/%d/%y", "%m/%d/%Y"):
+        try:
+            return datetime.strptime(text.strip(), fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def read_jhu(path) -> pd.DataFrame:
+    """Wide JHU CSV -> DataFrame (dates x countries), provinces summed."""
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+    need = ["Province/State", "Country/Region", "Lat", "Long"]
+    if list(df.columns[:4]) != need:
+        raise DataError(f"{path}: expected the JHU header {','.join(need)},<dates...>; got {list(df.columns[:4])}")
+    dates = []
+    for col in df.columns[4:]:
+        d = parse_jhu_date(col)
+        if d is None:
+            raise DataError(f"{path}: column header {col!r} is not a date in M/D/YY or M/D/YYYY form")
+        dates.append(d)
+    vals = df.iloc[:, 4:].apply(pd.to_numeric, errors="coerce")
+    bad = vals.isna() & df.iloc[:, 4:].notna()
+    if bad.to_numpy().any():
+        r, c = np.argwhere(bad.to_numpy())[0]
+        raise DataError(f"{path}:{r + 2}: column {df.columns[c + 4]!r} value {df.iloc[r, c + 4]!r} is not a number")
+    vals.columns = pd.DatetimeIndex(dates)
+    vals.insert(0, "country", df["Country/Region"].to_numpy())
+    return vals.groupby("country").sum(min_count=1).T.sort_index()  # (dates, countries)
+
+
+@dataclass
+class CovidConfig:
+    root: str = "timeseries/covid19_jhu"
+    targets: list[str] = field(default_factory=lambda: ["deaths", "confirmed"])  # MES-LSTM: total_deaths, total_cases
+    countries: list[str] = field(default_factory=lambda: list(SADC))
+    seq_len: int = 14
+    pred_len: int = 1
+    split: tuple[float, float, float] = (0.85, 0.05, 0.10)
+    holt_winters: bool = True
+    hw_period: int = 7  # Holt-Winters season length (weekly reporting cycle)
+    hw_init: Literal["estimated", "heuristic"] = "estimated"
+    mase_lag: int = 1
+    batch_size: int = 32
+    eval_batch_size: int = 256
+
+
+@register_dataset("covid_jhu", config=CovidConfig)
+def covid_jhu(cfg: CovidConfig, data_root=None) -> DataBundle:
+    """JHU COVID-19 wide CSVs (M/D/YY or M/D/YYYY headers), per-country windows, 85/5/10 split."""
+    check_window(cfg.seq_len, cfg.pred_len)
+    if abs(sum(cfg.split) - 1.0) > 1e-6 or min(cfg.split) <= 0:
+        raise ConfigError(f"data.split={list(cfg.split)}: expected three positive shares summing to 1")
+    if not cfg.targets or not cfg.countries:
+        raise ConfigError("data.targets and data.countries must not be empty")
+    frames = []
+    for t in cfg.targets:
+        p = locate(f"{cfg.root}/time_series_covid19_{t}_global.csv", data_root,
+                   hint="place the JHU CSSE global time-series CSVs under <data-root>/timeseries/covid19_jhu/")
+        frames.append((p, read_jhu(p)))
+    dates = frames[0][1].index
+    for _, f in frames[1:]:
+        dates = dates.intersection(f.index)
+    n = len(dates)
+    n_tr, n_va = int(n * cfg.split[0]), int(n * cfg.split[1])
+    L, H = cfg.seq_len, cfg.pred_len
+    if n_tr < L + H or n_va < 1 or n - n_tr - n_va < H:
+        raise DataError(f"{frames[0][0]}: {n} common dates are too few for seq_len={L}, pred_len={H} and split {list(cfg.split)}")
+    splits = {"train": [], "val": [], "test": []}
+    locs, scales = [], []
+    for ci, country in enumerate(cfg.countries):
+        cols = []
+        for p, f in frames:
+            if country not in f.columns:
+                raise DataError(f"{p}: no country {country!r} in 'Country/Region'")
+            cols.append(f.loc[dates, country].to_numpy(np.float64))
+        raw = np.stack(cols, axis=1)  # (n, C)
+        raw = pd.DataFrame(raw).ffill().fillna(0.0).to_numpy()  # missing reports: carry the last count
+        lo, hi = raw[:n_tr].min(0), raw[:n_tr].max(0)
+        sc = np.where(hi > lo, (hi - lo) / (1 - MINMAX_LO), 1.0)
+        loc = lo - MINMAX_LO * sc
+        data = (raw - loc) / sc  # (n, C)
+        locs.append(loc)
+        scales.append(sc)
+        base = base_fc = None
+        if cfg.holt_winters:
+            parts = [hw_baselines(data[:, c], n_tr, cfg.hw_period, H, cfg.hw_init) for c in range(data.shape[1])]
+            base = np.stack([b for b, _ in parts], axis=1)  # (n, C)
+            base_fc = np.stack([f for _, f in parts], axis=2)  # (n, H, C)
+        mase = np.array([M.mase_scale(raw[:n_tr, c], cfg.mase_lag) for c in range(raw.shape[1])])  # (C,)
+        marks = np.zeros((n, 0), np.float32)
+        for split, (lo_r, hi_r) in zip(("train", "val", "test"), ((0, n_tr), (n_tr - L, n_tr + n_va), (n_tr + n_va - L, n))):
+            sl = slice(lo_r, hi_r)
+            splits[split].append(ForecastWindows(
+                data[sl], data[sl], marks[sl], L, H,
+                base=None if base is None else base[sl], base_fc=None if base_fc is None else base_fc[sl],
+                series=ci, row0=lo_r, extra={"mase_scale": mase},
+            ))
+    import torch
+
+    cat = {k: torch.utils.data.ConcatDataset(v) for k, v in splits.items()}
+    return DataBundle(
+        train=cat["train"], val=cat["val"], test=cat["test"],
+        batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, shuffle=True,
+        model_kwargs={"n_vars": len(cfg.targets), "seq_len": L, "pred_len": H, "out_vars": len(cfg.targets)},
+        meta={"task": "forecast", "protocol": "series", "loc": np.stack(locs), "scale": np.stack(scales),
+              "ids": list(cfg.countries), "columns": list(cfg.targets), "period": cfg.hw_period,
+              "dates": [str(dates[0].date()), str(dates[-1].date())]},
+    )
