@@ -11,7 +11,9 @@ from .data import synthetic as _synthetic  # noqa: F401
 from .data import taxibj as _taxibj
 from .data import video as _video  # noqa: F401
 from .evaluate import VisionEvalConfig, evaluate
-from .models import pfgnet as _pfgnet  # noqa: F401  (registers models)
+from .models import convlstm as _convlstm  # noqa: F401  (registers models)
+from .models import convs5 as _convs5  # noqa: F401
+from .models import pfgnet as _pfgnet  # noqa: F401
 
 
 def bench(quick: bool = False, out: Path | None = None) -> dict:
