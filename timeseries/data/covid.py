@@ -162,6 +162,6 @@ def covid_jhu(cfg: CovidConfig, data_root=None) -> DataBundle:
         batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, shuffle=True,
         model_kwargs={"n_vars": len(cfg.targets), "seq_len": L, "pred_len": H, "out_vars": len(cfg.targets)},
         meta={"task": "forecast", "protocol": "series", "loc": np.stack(locs), "scale": np.stack(scales),
-              "ids": list(cfg.countries), "columns": list(cfg.targets), "period": cfg.hw_period,
+              "ids": list(cfg.countries), "columns": list(cfg.targets), "period": cfg.hw_period, "scaling": "minmax",
               "dates": [str(dates[0].date()), str(dates[-1].date())]},
     )

@@ -202,5 +202,5 @@ def series_bundle(ids, train, test, L, H, m, hist, scaling, holt_winters, hw_ini
         shuffle=True,
         model_kwargs={"n_vars": 1, "seq_len": L, "pred_len": H, "out_vars": 1},
         meta={"task": "forecast", "protocol": "series", "loc": loc, "scale": scale, "ids": ids,
-              "period": m, "columns": ["value"], **meta_extra},
+              "period": m, "columns": ["value"], "scaling": scaling, **meta_extra},
     )

@@ -1,0 +1,163 @@
+"""``ostinato forecast CHECKPOINT --csv FILE [--horizon H] [--out preds.csv] [--plot out.png]``
+
+Predicts the future beyond the last row of a dated CSV with a trained forecasting run:
+
+1. the CSV must have a ``date`` column and the columns the model was trained on (the run's
+   ``meta["columns"]``, target last); other columns are ignored;
+2. the last ``seq_len`` rows are scaled as in training: TSLib data (ETT, custom CSV) with
+   the StandardScaler fitted on the run's training split; per-series data (M4, COVID) with
+   MinMax (1e-5, 1) fitted on the CSV's own history (as each series was in training);
+   MES-LSTM's Holt-Winters baselines are fitted on the CSV's history;
+3. the model forecasts ``pred_len`` steps; ``--horizon`` shorter truncates, longer runs the
+   model recursively on its own forecasts (only when it forecasts every input variate and
+   uses no Holt-Winters baselines);
+4. writes a CSV (``date`` continuing the CSV's step, one column per target, plus
+   ``<col>_lo``/``<col>_hi`` for the central ``1 - alpha`` interval when the model has one)
+   and optionally a PNG of history, forecast and interval.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ostinato.core.errors import ConfigError, DataError
+
+from .data.windows import read_dated_csv
+
+
+def _future_dates(dates: pd.Series, n: int) -> pd.DatetimeIndex:
+    d = pd.DatetimeIndex(dates)
+    freq = pd.infer_freq(d[-min(len(d), 50):]) if len(d) >= 3 else None
+    if freq is not None:
+        return pd.date_range(d[-1], periods=n + 1, freq=freq)[1:]
+    step = d[-1] - d[-2] if len(d) >= 2 else pd.Timedelta(days=1)
+    return pd.DatetimeIndex([d[-1] + step * (i + 1) for i in range(n)])
+
+
+def prepare_input(model, cfg, data, df: pd.DataFrame, csv: Path) -> tuple[dict, dict]:
+    """-> (batch with x (1, L, C) [+ x_base, y_base], scaling dict with loc/scale (C_out,))."""
+    meta = data.meta
+    cols = list(meta.get("columns", []))
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise DataError(f"{csv}: missing column(s) {missing}; the model was trained on {cols} (target last)")
+    L, n_out = int(cfg.model["seq_len"]), int(cfg.model.get("out_vars") or len(cols))
+    if len(df) < L:
+        raise DataError(f"{csv}: {len(df)} rows, too short for the model's look-back seq_len={L}")
+    raw = df[cols].to_numpy(np.float64)  # (N, C)
+    if meta.get("protocol", "tslib") == "tslib":
+        mean, std = np.asarray(meta["in_mean"]), np.asarray(meta["in_std"])
+        z = (raw - mean) / std
+        loc, scale = mean[-n_out:], std[-n_out:]
+    elif meta.get("scaling", "minmax") == "minmax":
+        lo, hi = raw.min(0), raw.max(0)
+        scale = np.where(hi > lo, (hi - lo) / (1 - 1e-5), 1.0)
+        loc = lo - 1e-5 * scale
+        z = (raw - loc) / scale
+        loc, scale = loc[-n_out:], scale[-n_out:]
+    else:
+        z, loc, scale = raw, np.zeros(n_out), np.ones(n_out)
+    batch = {"x": torch.as_tensor(z[-L:], dtype=torch.float32)[None], "t0": torch.tensor([len(z) - L])}  # (1, L, C)
+    if cfg.data.get("holt_winters"):
+        from .data.holt_winters import hw_baselines
+
+        period = int(cfg.data.get("hw_period") or meta.get("period") or 1)
+        H = int(cfg.model["pred_len"])
+        parts = [hw_baselines(z[:, c], len(z), period, H, cfg.data.get("hw_init", "estimated")) for c in range(z.shape[1] - n_out, z.shape[1])]
+        batch["x_base"] = torch.as_tensor(np.stack([b[-L:] for b, _ in parts], 1), dtype=torch.float32)[None]  # (1, L, C_out)
+        batch["y_base"] = torch.as_tensor(np.stack([f[-1] for _, f in parts], 1), dtype=torch.float32)[None]  # (1, H, C_out)
+    return batch, {"loc": loc, "scale": scale, "cols": cols[-n_out:]}
+
+
+@torch.no_grad()
+def forecast(model, cfg, data, csv: Path, horizon: int = 0, alpha: float = 0.05, n_samples: int = 100) -> pd.DataFrame:
+    if data.meta.get("task", "forecast") != "forecast":
+        raise ConfigError(f"this run is a {data.meta.get('task')} model; `ostinato forecast` needs a forecasting run")
+    df = read_dated_csv(csv)
+    batch, sc = prepare_input(model, cfg, data, df, csv)
+    H = int(cfg.model["pred_len"])
+    horizon = horizon or H
+    model.eval()
+    pred = model.predict(batch)  # (1, H, C_out)
+    lo = hi = None
+    if hasattr(model, "predict_interval"):
+        lo, hi = model.predict_interval(batch, alpha=alpha, n_samples=n_samples)
+    if horizon > H:
+        if pred.shape[-1] != batch["x"].shape[-1] or "x_base" in batch:
+            raise ConfigError(f"--horizon {horizon} > the model's pred_len {H}, and this model cannot run recursively "
+                              "(it does not forecast every input column, or uses Holt-Winters baselines); retrain with data.pred_len")
+        preds, x = [pred], batch["x"]
+        while sum(p.shape[1] for p in preds) < horizon:
+            x = torch.cat([x, preds[-1]], dim=1)[:, -x.shape[1]:]  # (1, L, C)
+            preds.append(model.predict({**batch, "x": x}))
+        pred = torch.cat(preds, dim=1)
+        lo = hi = None  # intervals are not propagated through the recursion
+    pred = pred[0, :horizon].numpy() * sc["scale"] + sc["loc"]  # (horizon, C_out)
+    out = pd.DataFrame({"date": _future_dates(df["date"], horizon)})
+    for j, c in enumerate(sc["cols"]):
+        out[c] = pred[:, j]
+        if lo is not None:
+            out[f"{c}_lo"] = lo[0, :horizon, j].numpy() * sc["scale"][j] + sc["loc"][j]
+            out[f"{c}_hi"] = hi[0, :horizon, j].numpy() * sc["scale"][j] + sc["loc"][j]
+    out.attrs["history"] = df
+    return out
+
+
+def plot(out: pd.DataFrame, path: Path, n_history: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = out.attrs["history"].iloc[-n_history:]
+    target = [c for c in out.columns if c != "date" and not c.endswith(("_lo", "_hi"))][-1]
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    ax.plot(hist["date"], hist[target], color="k", lw=1, label="history")
+    ax.plot(out["date"], out[target], color="tab:blue", lw=1.3, label="forecast")
+    if f"{target}_lo" in out:
+        ax.fill_between(out["date"], out[f"{target}_lo"], out[f"{target}_hi"], color="tab:blue", alpha=0.2, label="interval")
+    ax.set_title(f"{target}: forecast of {len(out)} steps", fontsize=9)
+    ax.legend(loc="upper left", fontsize=7)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ostinato.core.train import load_run
+
+    model, cfg, data = load_run(args.checkpoint, data_root=args.data_root, overrides=list(args.overrides))
+    csv = Path(args.csv)
+    if not csv.exists():
+        raise DataError(f"{csv}: no such file")
+    if args.horizon < 0:
+        raise ConfigError(f"--horizon {args.horizon}: expected a positive number of steps")
+    out = forecast(model, cfg, data, csv, args.horizon, args.alpha, args.n_samples)
+    dest = Path(args.out) if args.out else csv.with_name(csv.stem + "_forecast.csv")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(dest, index=False)
+    print(f"wrote {len(out)} forecast rows to {dest}")
+    if args.plot:
+        plot(out, Path(args.plot), n_history=4 * int(cfg.model["seq_len"]))
+        print(f"wrote plot {args.plot}")
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("forecast", help="forecast beyond the last row of a CSV with a trained timeseries run")
+    p.add_argument("checkpoint", help="run directory or .pt written by `ostinato train`")
+    p.add_argument("--csv", required=True, help="CSV with a date column and the columns the model was trained on")
+    p.add_argument("--horizon", type=int, default=0, help="steps to forecast (default: the model's pred_len)")
+    p.add_argument("--out", default="", help="output CSV (default: <csv stem>_forecast.csv beside the input)")
+    p.add_argument("--plot", default="", help="also write a PNG of history, forecast and interval")
+    p.add_argument("--alpha", type=float, default=0.05, help="interval level: central 1 - alpha (default 0.05)")
+    p.add_argument("--n-samples", type=int, default=100, help="posterior samples for Bayesian intervals")
+    p.add_argument("--data-root", default=None, help="where the run's training data is (for its scaler)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides of the run config (rarely needed)")
+    p.set_defaults(func=run)
