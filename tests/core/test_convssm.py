@@ -1,11 +1,17 @@
 """ConvS5: HiPPO init, parallel scan vs sequential loop vs an independent reference, step
 mode with cached discretisation, streaming, learning. Small H, W and channels throughout."""
+import importlib
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from ostinato.core import create_model
 from ostinato.core.layers.convssm import ConvS5Config, ConvS5SSM, _hippo_legs_diag
+
+# every scan the core offers for complex coefficients (the log scan needs real a > 0)
+_OFFERED = getattr(importlib.import_module("ostinato.core.scan"), "METHODS", ())
+SCANS = ["sequential"] + [m for m in ("associative", "chunked") if m in _OFFERED]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -61,9 +67,10 @@ def _reference(ssm: ConvS5SSM, u, x0=None):
 @pytest.mark.parametrize("L", [1, 7, 64])
 @pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("cd", ["resnet", "standard"])
-def test_parallel_matches_sequential_and_reference(dtype, L, with_state, cd):
+@pytest.mark.parametrize("scan_method", SCANS)
+def test_parallel_matches_sequential_and_reference(dtype, L, with_state, cd, scan_method):
     torch.manual_seed(L)
-    par = ConvS5SSM(_cfg(cd_config=cd, mode="parallel", scan_method="sequential")).to(dtype)
+    par = ConvS5SSM(_cfg(cd_config=cd, mode="parallel", scan_method=scan_method)).to(dtype)
     seq = ConvS5SSM(_cfg(cd_config=cd, mode="sequential")).to(dtype)
     seq.load_state_dict(par.state_dict())
     u = torch.randn(2, L, 4, 3, 4, dtype=dtype, requires_grad=True)
@@ -82,10 +89,11 @@ def test_parallel_matches_sequential_and_reference(dtype, L, with_state, cd):
         torch.testing.assert_close(a, b, **_tol(dtype))
 
 
-def test_long_sequence_tiny_frames():
+@pytest.mark.parametrize("scan_method", SCANS)
+def test_long_sequence_tiny_frames(scan_method):
     """L = 257 on 2 x 2 frames (kept small for CPU time)."""
     torch.manual_seed(0)
-    par = ConvS5SSM(_cfg(scan_method="sequential")).double()
+    par = ConvS5SSM(_cfg(scan_method=scan_method)).double()
     seq = ConvS5SSM(_cfg(mode="sequential")).double()
     seq.load_state_dict(par.state_dict())
     u = torch.randn(1, 257, 4, 2, 2, dtype=torch.float64)

@@ -1,9 +1,15 @@
 """2-D selective SSM: exact parallel forms vs the 2-D recurrence, streaming, stability, learning."""
+import importlib
+
 import pytest
 import torch
 
 from ostinato.core import create_model
 from ostinato.core.layers.ssm2d import ssm2d_loop, ssm2d_scan
+
+# every general-coefficient scan the core offers (the log scan needs a > 0 and b > 0)
+_OFFERED = getattr(importlib.import_module("ostinato.core.scan"), "METHODS", ())
+SCANS = ["sequential"] + [m for m in ("associative", "chunked") if m in _OFFERED]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -58,14 +64,15 @@ def test_loop_is_the_equations():
 @pytest.mark.parametrize("V,L", [(1, 1), (3, 7), (5, 64), (2, 257), (9, 4)])
 @pytest.mark.parametrize("order", ["scan_time", "scan_variates"])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_parallel_orders_match_loop(dtype, V, L, order, with_state):
+@pytest.mark.parametrize("scan_method", SCANS)
+def test_parallel_orders_match_loop(dtype, V, L, order, with_state, scan_method):
     c = _coeffs(2, V, L, (3, 2), dtype, V * 1000 + L)
     h0 = None
     if with_state:
         g = torch.Generator().manual_seed(7)
         h0 = tuple(torch.randn(2, V, 3, 2, generator=g, dtype=dtype).requires_grad_() for _ in range(2))
     ref = ssm2d_loop(*c, h0)
-    got = ssm2d_scan(*c, h0, order=order, scan_method="sequential")
+    got = ssm2d_scan(*c, h0, order=order, scan_method=scan_method)
     for a, b in zip(got, ref):
         torch.testing.assert_close(a, b, **_tol(dtype))
     w1, w2 = torch.randn_like(ref[0]), torch.randn_like(ref[1])
