@@ -13,10 +13,12 @@ history are removed from the candidates (the true item is never removed, even if
 saw it before). All evaluated users unless ``full_max_users`` is set.
 
 Metric keys are ``{protocol}_{metric}@{k}``, e.g. ``sampled_ndcg@10`` and ``full_hr@10``
-(conventions in ``ostinato.recsys.metrics``).
+(conventions in ``ostinato.recsys.metrics``), plus ``sampled_users``/``full_users`` (users
+ranked) and ``eval_s`` (seconds the evaluation took).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -120,6 +122,7 @@ def evaluate(model, data, split: str, cfg=None) -> dict[str, float]:
     was_training = model.training
     model.eval()
     out: dict[str, float] = {}
+    t0 = time.perf_counter()
     try:
         if protocol in ("sampled", "both"):
             r = sampled_ranks(model, loo, split, maxlen, ecfg, bs)
@@ -129,6 +132,7 @@ def evaluate(model, data, split: str, cfg=None) -> dict[str, float]:
             r = full_ranks(model, loo, split, maxlen, ecfg, bs)
             out.update({f"full_{k}": v for k, v in ranking_metrics(r, ecfg.ks).items()})
             out["full_users"] = float(len(r))
+        out["eval_s"] = round(time.perf_counter() - t0, 3)
     finally:
         model.train(was_training)
     return out
