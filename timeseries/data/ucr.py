@@ -232,7 +232,7 @@ def classification_bundle(train_x, train_lab, test_x, test_lab, declared, cfg, p
 
 @dataclass
 class UCRConfig:
-    name: str = "ECG200"  # folder and file prefix: <root>/timeseries/ucr/<name>/<name>_TRAIN.tsv
+    dataset: str = "ECG200"  # folder and file prefix: <root>/<dataset>/<dataset>_TRAIN.tsv
     root: str = "timeseries/ucr"
     normalize: Literal["none", "znorm"] = "none"  # UCR sets are mostly z-normalised already
     val_fraction: float = 0.2  # stratified share of TRAIN used for validation
@@ -243,7 +243,7 @@ class UCRConfig:
 @register_dataset("ucr", config=UCRConfig)
 def ucr(cfg: UCRConfig, data_root=None) -> DataBundle:
     """UCR 2018 TSV classification (TRAIN/TEST), stratified validation from TRAIN."""
-    base = f"{cfg.root}/{cfg.name}/{cfg.name}"
+    base = f"{cfg.root}/{cfg.dataset}/{cfg.dataset}"
     hint = f"ECG200 ships with ostinato; put other UCR sets under <data-root>/{cfg.root}/<Name>/"
     ptr = locate(f"{base}_TRAIN.tsv", data_root, shipped=SHIPPED, hint=hint)
     pte = locate(f"{base}_TEST.tsv", data_root, shipped=SHIPPED, hint=hint)
@@ -254,7 +254,7 @@ def ucr(cfg: UCRConfig, data_root=None) -> DataBundle:
 
 @dataclass
 class UEAConfig:
-    name: str = "BasicMotions"  # <root>/<name>/<name>_TRAIN.ts
+    dataset: str = "BasicMotions"  # <root>/<dataset>/<dataset>_TRAIN.ts
     root: str = "timeseries/uea"
     normalize: Literal["none", "znorm"] = "znorm"
     val_fraction: float = 0.2
@@ -265,7 +265,7 @@ class UEAConfig:
 @register_dataset("uea", config=UEAConfig)
 def uea(cfg: UEAConfig, data_root=None) -> DataBundle:
     """UEA multivariate ``.ts`` classification (own parser; no sktime)."""
-    base = f"{cfg.root}/{cfg.name}/{cfg.name}"
+    base = f"{cfg.root}/{cfg.dataset}/{cfg.dataset}"
     hint = f"put UEA sets under <data-root>/{cfg.root}/<Name>/<Name>_TRAIN.ts"
     ptr = locate(f"{base}_TRAIN.ts", data_root, hint=hint)
     pte = locate(f"{base}_TEST.ts", data_root, hint=hint)
