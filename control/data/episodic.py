@@ -8,6 +8,12 @@ trainer. The episode order of each stream is drawn from ``index_rng(seed, epoch,
 ``set_epoch``, so an epoch's windows are a function of (seed, epoch). A stream that runs out
 before the longest one wraps around to its first episode (``is_first`` set there too).
 
+``align=True`` starts every episode at a window boundary: an episode's last step is repeated
+to fill its last window, and those filler steps have ``chunk_mask`` all False (no loss), so
+a whole short episode (cue and decision) lies inside one TBPTT window of W = K steps. This
+trades compute (the filler steps) for gradient paths across the episode; muVLA's own loader
+does not align.
+
 Item (tensors): ``rgb (B, W, S, S, c) uint8`` (when the demos have images), ``proprio (B, W,
 P)``, ``instr (B, W, L) long``, ``action (B, W, C, A)`` (the next C actions of the same
 episode), ``chunk_mask (B, W, C)`` (False past the episode end), ``is_first (B, W)``,
@@ -36,11 +42,11 @@ def unwrap(items: list) -> dict:
 
 class EpisodicWindows(torch.utils.data.Dataset):
     def __init__(self, episodes: list[dict], streams: int = 8, window: int = 8, chunk: int = 8, seed: int = 0,
-                 vocab: int = 512, max_tokens: int = 16):
+                 vocab: int = 512, max_tokens: int = 16, align: bool = False):
         if not episodes:
             raise ValueError("EpisodicWindows: expected at least one episode")
         self.eps, self.B, self.W, self.C, self.seed = episodes, min(streams, len(episodes)), window, chunk, seed
-        self.has_rgb = "rgb" in episodes[0]
+        self.has_rgb, self.align = "rgb" in episodes[0], align
         self.tokens = [tokenize(str(e["instruction"]), vocab, max_tokens) for e in episodes]
         self.set_epoch(0)
 
@@ -50,8 +56,10 @@ class EpisodicWindows(torch.utils.data.Dataset):
         # per stream: (episode, step) of every timeline position
         self.timeline = []
         for eps in self.streams:
-            e_idx = np.concatenate([np.full(len(self.eps[e]["action"]), e) for e in eps])
-            s_idx = np.concatenate([np.arange(len(self.eps[e]["action"])) for e in eps])
+            lens = [len(self.eps[e]["action"]) for e in eps]
+            slots = [-(-T // self.W) * self.W if self.align else T for T in lens]  # filler up to a window edge
+            e_idx = np.concatenate([np.full(n, e) for e, n in zip(eps, slots)])
+            s_idx = np.concatenate([np.arange(n) for n in slots])  # steps >= T are filler
             self.timeline.append((e_idx, s_idx))
         self.n = int(np.ceil(max(len(t[0]) for t in self.timeline) / self.W))
 
@@ -62,12 +70,13 @@ class EpisodicWindows(torch.utils.data.Dataset):
         ep = self.eps[e]
         T = len(ep["action"])
         idx = np.arange(t, t + self.C)
-        valid = idx < T
+        valid = (idx < T) & (t < T)  # filler steps (t >= T) carry no loss
         act = ep["action"][np.minimum(idx, T - 1)]  # (C, A)
-        out = {"proprio": ep["proprio"][t], "instr": self.tokens[e], "action": act, "chunk_mask": valid,
+        tt = min(t, T - 1)
+        out = {"proprio": ep["proprio"][tt], "instr": self.tokens[e], "action": act, "chunk_mask": valid,
                "is_first": t == 0, "is_last": t == T - 1}
         if self.has_rgb:
-            out["rgb"] = ep["rgb"][t]
+            out["rgb"] = ep["rgb"][tt]
         return out
 
     def __getitem__(self, i: int) -> dict:
@@ -116,6 +125,7 @@ class ControlDemosConfig(EnvConfig):
     vocab: int = 512  # instruction word-hash buckets
     max_tokens: int = 16  # instruction tokens per step
     seed: int = 0  # stream order (and in-memory demo seeds)
+    align: bool = False  # start every episode at a window edge (see EpisodicWindows)
 
 
 def load_demos(cfg: ControlDemosConfig, data_root=None) -> list[dict]:
@@ -137,7 +147,7 @@ def load_demos(cfg: ControlDemosConfig, data_root=None) -> list[dict]:
 def control_demos(cfg: ControlDemosConfig, data_root: Path | None = None) -> DataBundle:
     """Oracle demonstrations (.npz episodes / ManiSkill .h5 / in-memory cue task) as episodic TBPTT windows."""
     eps = load_demos(cfg, data_root)
-    ds = EpisodicWindows(eps, cfg.streams, cfg.window, cfg.chunk, cfg.seed, cfg.vocab, cfg.max_tokens)
+    ds = EpisodicWindows(eps, cfg.streams, cfg.window, cfg.chunk, cfg.seed, cfg.vocab, cfg.max_tokens, cfg.align)
     rgb = eps[0].get("rgb")
     mk = {"image_channels": int(rgb.shape[-1]) if rgb is not None else 0, "proprio_dim": int(eps[0]["proprio"].shape[-1]),
           "action_dim": int(eps[0]["action"].shape[-1]), "chunk": cfg.chunk, "vocab": cfg.vocab, "max_tokens": cfg.max_tokens}

@@ -129,3 +129,19 @@ def test_make_env_unknown_name_is_config_error():
 
     with pytest.raises(ConfigError, match="unknown env"):
         make_env(EnvConfig(env="NoSuchEnv-v9"))
+
+
+def test_episodic_windows_align_episodes_to_window_edges():
+    eps = _episodes([5, 3, 4])
+    ds = EpisodicWindows(eps, streams=1, window=4, chunk=2, seed=0, vocab=16, max_tokens=2, align=True)
+    assert len(ds) == 2 + 1 + 1  # 5 -> 8 slots, 3 -> 4, 4 -> 4
+    first = np.concatenate([ds[i]["is_first"][0].numpy() for i in range(len(ds))])
+    mask = np.concatenate([ds[i]["chunk_mask"][0].numpy() for i in range(len(ds))])
+    assert first.sum() == 3 and (np.flatnonzero(first) % 4 == 0).all()  # every episode starts a window
+    order = list(ds.streams[0])
+    t = 0
+    for e in order:
+        T = len(eps[e]["action"])
+        slots = -(-T // 4) * 4
+        assert first[t] and mask[t : t + T, 0].all() and not mask[t + T : t + slots].any()
+        t += slots
