@@ -3,4 +3,18 @@
 All follow the core contract: ``y, state = layer(x, state=None)``, ``layer.init_state(B)``,
 ``y_t, state = layer.step(x_t, state)``.
 """
-from . import attention, convlstm, convssm, fsmn, memory, newton, rnn, selective, ssm2d  # noqa: F401
+from . import (  # noqa: F401
+    attention,
+    convlstm,
+    convssm,
+    fsmn,
+    lru,
+    memory,
+    mingru,
+    newton,
+    rnn,
+    s4d,
+    s5,
+    selective,
+    ssm2d,
+)
