@@ -37,6 +37,7 @@ from ..errors import ConfigError
 from ..registry import register_model
 from ..scan import scan
 from .convlstm import SpatialResidual, he_normal_
+from .hippo import make_dplr_hippo
 
 _ACT = {
     "gelu": lambda x: F.gelu(x, approximate="tanh"),
@@ -78,18 +79,12 @@ class ConvS5Config:
 
 
 def _hippo_legs_diag(block: int, blocks: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Λ (P,), V (N, P), V^{-1} = V^H (P, N) for ``blocks`` HiPPO-LegS blocks of size ``block``,
-    keeping the first half of each block's eigenpairs (conjugate symmetry)."""
-    n = torch.arange(block, dtype=torch.float64)
-    p = torch.sqrt(1 + 2 * n)
-    A = -(torch.tril(p[:, None] * p[None, :]) - torch.diag(n))  # -HiPPO-LegS
-    q = torch.sqrt(n + 0.5)
-    S = A + q[:, None] * q[None, :]  # normal part: -1/2 I + skew-symmetric
-    lam_re = torch.diagonal(S).mean()
-    skew = S - torch.diag(torch.diagonal(S))
-    lam_im, V = torch.linalg.eigh(-1j * skew.to(torch.complex128))  # ascending: conjugate pairs split in halves
+    """ConvS5 ``hippo_initializer``: Λ (P,), V (N, P), V^{-1} = V^H (P, N) for ``blocks``
+    HiPPO-LegS blocks of size ``block``, keeping the first half of each block's eigenpairs
+    (``eigh`` sorts them, so one of each conjugate pair: conjugate symmetry)."""
+    lam, _, _, V, _ = make_dplr_hippo(block)  # (block,), (block, block)
     h = block // 2
-    lam = (lam_re + 1j * lam_im[:h]).repeat(blocks)  # (P,)
+    lam = lam[:h].repeat(blocks)  # (P,)
     V = torch.block_diag(*[V[:, :h]] * blocks)  # (N, P)
     return lam, V, V.conj().T
 
