@@ -4,6 +4,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tests use small tensors: one thread avoids oversubscription on small CI machines
+# (a learning test took 35 s with the default threads under load and 4.5 s with one).
+torch.set_num_threads(int(os.environ.get("OSTINATO_TEST_THREADS", "1")))
 
 ROOT = Path(__file__).resolve().parents[1]
 
