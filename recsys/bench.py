@@ -21,7 +21,6 @@ import torch
 
 RECIPE = "recsys/sasrec_games"
 MINUTES = 30.0
-THREADS = 2
 QUICK_EPOCHS = 3
 REFERENCE = {  # sampled-100 test metrics (HR@10, NDCG@10)
     "paper (Kang & McAuley 2018)": (0.7410, 0.5360),
@@ -44,7 +43,7 @@ def bench(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
     from ostinato.core import recipe
     from ostinato.core.train import fit
 
-    overrides = ["trainer.device=cpu", f"trainer.threads={THREADS}", f"trainer.max_minutes={MINUTES}"]
+    overrides = ["trainer.device=cpu", f"trainer.max_minutes={MINUTES}"]
     if quick:
         overrides += [f"trainer.max_epochs={QUICK_EPOCHS}", "trainer.eval_every=1"]
     cfg = recipe.load(RECIPE, overrides)
@@ -60,7 +59,8 @@ def bench(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
     test = res.get("test", {})
     reached = next((c for c in curve if c.get("sampled_ndcg@10", 0.0) >= TARGET_NDCG), None)
     result = {
-        "recipe": RECIPE, "quick": quick, "device": "cpu", "threads": THREADS,
+        "recipe": RECIPE, "quick": quick, "device": "cpu", "threads": cfg.trainer.threads,
+        "data_workers": cfg.trainer.num_workers,
         "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "epochs": res["epochs"], "steps": res["steps"], "wall_s": res["train_time_s"],
         "train_s": round(train_s, 1), "s_per_epoch": round(train_s / epochs, 2), "val_eval_s": round(eval_s, 1),
@@ -80,7 +80,7 @@ def _print(r: dict[str, Any]) -> None:
     def f(x):
         return "-" if x is None else f"{x:.4f}"
 
-    rows = [(f"ostinato ({r['epochs']} epochs, {r['wall_s'] / 60:.1f} min, {r['threads']} threads)",
+    rows = [(f"ostinato ({r['epochs']} epochs, {r['wall_s'] / 60:.1f} min)",
              t["sampled_hr@10"], t["sampled_ndcg@10"], t["full_hr@10"], t["full_ndcg@10"])]
     rows += [(k, h, n, None, None) for k, (h, n) in REFERENCE.items()]
     w = max(len(x[0]) for x in rows)
@@ -89,7 +89,8 @@ def _print(r: dict[str, Any]) -> None:
     for name, a, b, c, d in rows:
         print(f"{name:<{w}}  {f(a):>13}  {f(b):>15}  {f(c):>10}  {f(d):>12}")
     print(f"training: {r['train_s']:.0f} s in {r['epochs']} epochs = {r['s_per_epoch']:.2f} s/epoch "
-          f"(+ {r['val_eval_s']:.0f} s validation); CPU {r['cpu']} x{r['cpu_count']}, torch {r['torch']}")
+          f"(+ {r['val_eval_s']:.0f} s validation); {r['threads']} torch thread(s) + {r['data_workers']} loader "
+          f"worker(s); CPU {r['cpu']} x{r['cpu_count']}, torch {r['torch']}")
     if r["val_reached_target"]:
         v = r["val_reached_target"]
         print(f"validation sampled NDCG@10 first >= {v['ndcg']} at epoch {v['epoch']} ({v['time_s'] / 60:.1f} min)")

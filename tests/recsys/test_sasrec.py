@@ -50,7 +50,7 @@ def test_causality(kw):
     assert not torch.allclose(a[:, 5:], b[:, 5:])
 
 
-@pytest.mark.parametrize("kw", LAYOUTS)
+@pytest.mark.parametrize("kw", LAYOUTS + [{"attn_chunk": 3}])
 def test_packed_equals_padded_reference(kw):
     torch.manual_seed(0)
     m = create_model("test_sasrec", dropout=0.0, **kw)
@@ -103,9 +103,9 @@ def test_losses_finite_and_decrease(loss, k):
     batch = _batch(k=k)
     opt = torch.optim.Adam(m.parameters(), lr=1e-2)
     first = None
-    for _ in range(30):
+    for _ in range(20):
         value, logs = m.loss(batch)
-        assert torch.isfinite(value) and math.isfinite(logs["loss"])
+        assert torch.isfinite(value) and all(math.isfinite(v) for v in logs.values())
         first = first if first is not None else value.item()
         opt.zero_grad()
         value.backward()
