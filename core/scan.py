@@ -9,11 +9,14 @@ Methods (``scan(a, b, h0, method=...)``):
 - ``"associative"``: the pairs (a_t, b_t) combined by (a_i, b_i) . (a_j, b_j) = (a_j a_i, a_j b_i + b_j)
   (i before j) with the odd/even recursion of ``jax.lax.associative_scan``: O(L) work,
   O(log L) depth, any L (an odd tail element is carried to the next level).
-- ``"chunked"``: chunks of length ``chunk``; inside a chunk a dense decay matrix
-  M[t, s] = prod_{s<r<=t} a_r (masked cumulative product, exact for any a: zero, negative,
-  complex) gives the chunk-local states, one state is carried from chunk to chunk by a short
-  recurrence, and h = local + (prefix product of a) * carried state. Any L: the tail is padded
-  with (a=1, b=0) and cut off.
+- ``"chunked"``: the SSD algorithm: chunks of length ``chunk``; inside a chunk the local states
+  are the dense product h_loc = M b with the decay matrix M[t, s] = prod_{s<r<=t} a_r (exact
+  for any a: zero, negative, complex; no logs, no division); one state is carried from chunk
+  to chunk by a short recurrence, and h = h_loc + (prefix product of a) * carried state.
+  When ``a`` is shared over trailing state axes of ``b`` (size 1 there, e.g. one decay per
+  head for a (P, N) state) M is formed (masked cumulative product) and M b is a batched matmul;
+  for an elementwise ``a`` the same sum is accumulated diagonal by diagonal (Q multiply-adds
+  per element, no Q x Q tensor). Any L: the tail is padded with (a=1, b=0) and cut off.
 - ``"log"``: Heinsen's log-space scan for real a > 0: a*_t = cumsum(log a)_t,
   log h_t = a*_t + logcumsumexp_{k<=t}(log b_k - a*_k). b with negative entries uses complex
   logs (log|b| + i*pi) and takes the real part at the end, as in the reference.
@@ -55,7 +58,7 @@ from .errors import ConfigError
 
 METHODS = ("auto", "sequential", "associative", "chunked", "log")
 AUTO_SEQUENTIAL_MAX_L = 16  # "auto" loops for L up to this; measured crossover on CPU
-DEFAULT_CHUNK = 16
+DEFAULT_CHUNK = 8
 # chunked kernel: at most this many elements in one dense (.., Q, Q, *S) decay block; larger
 # inputs are processed in groups of chunks so memory stays bounded (about 128 MiB in fp32).
 _CHUNK_BLOCK_ELEMS = 1 << 25
@@ -105,41 +108,55 @@ def _assoc_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _chunked_kernel(a: torch.Tensor, b: torch.Tensor, chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
-    """Dense decay matrix inside chunks, a carried state across chunks (the SSD layout)."""
+    """Dense decay matrix inside chunks, a carried state across chunks (module docstring)."""
     Bsz, L = b.shape[:2]
     S = b.shape[2:]
+    k = 0  # trailing state axes shared by a
+    while k < len(S) and a.shape[a.dim() - 1 - k] == 1 and S[len(S) - 1 - k] != 1:
+        k += 1
+    lead, shared = S[: len(S) - k], S[len(S) - k :]
+    G, Ns = math.prod(lead), math.prod(shared)
+    a = a.expand(Bsz, L, *lead, *([1] * k)).reshape(Bsz, L, G)  # (B, L, G)
+    b = b.reshape(Bsz, L, G, Ns)  # (B, L, G, Ns)
     Q = max(1, min(int(chunk), L))
     nC = -(-L // Q)
     pad = nC * Q - L
     if pad:
-        a = torch.cat([a, a.new_ones((Bsz, pad, *S))], dim=1)  # (B, nC*Q, *S)
-        b = torch.cat([b, b.new_zeros((Bsz, pad, *S))], dim=1)
-    a = a.reshape(Bsz, nC, Q, *S)  # (B, nC, Q, *S)
-    b = b.reshape(Bsz, nC, Q, *S)
-    ns = len(S)
-    # strict lower triangle selects a_t for t > s; the diagonal/upper part multiplies by 1
-    strict = torch.ones(Q, Q, dtype=torch.bool, device=b.device).tril(-1).view(Q, Q, *([1] * ns))
-    lower = torch.ones(Q, Q, dtype=torch.bool, device=b.device).tril().view(Q, Q, *([1] * ns))
-    one = torch.ones((), dtype=a.dtype, device=a.device)
-    per_chunk = Bsz * Q * Q * max(1, math.prod(S))
-    group = max(1, _CHUNK_BLOCK_ELEMS // per_chunk)
-    h_loc = torch.empty_like(b)  # (B, nC, Q, *S) chunk-local states (zero entering state)
-    for c0 in range(0, nC, group):
-        ag, bg = a[:, c0 : c0 + group], b[:, c0 : c0 + group]  # (B, g, Q, *S)
-        # M[t, s] = prod_{s<r<=t} a_r for t >= s, 0 for t < s
-        ar = torch.where(strict, ag.unsqueeze(3), one)  # (B, g, Q(t), Q(s), *S)
-        M = torch.cumprod(ar, dim=2).masked_fill_(~lower, 0)
-        h_loc[:, c0 : c0 + group] = (M * bg.unsqueeze(2)).sum(3)  # (B, g, Q, *S)
-        del ar, M
-    a_cum = torch.cumprod(a, dim=2)  # (B, nC, Q, *S): decay from the chunk start to t
-    # state entering each chunk: a short recurrence over the chunks
-    carry = torch.empty_like(b[:, :, 0])  # (B, nC, *S)
-    state = torch.zeros_like(b[:, 0, 0])  # (B, *S)
-    for c in range(nC):
+        a = torch.cat([a, a.new_ones((Bsz, pad, G))], dim=1)  # (B, nC*Q, G)
+        b = torch.cat([b, b.new_zeros((Bsz, pad, G, Ns))], dim=1)  # (B, nC*Q, G, Ns)
+    a = a.reshape(Bsz, nC, Q, G).transpose(2, 3)  # (B, nC, G, Q)
+    b = b.reshape(Bsz, nC, Q, G, Ns).transpose(2, 3)  # (B, nC, G, Q, Ns)
+    if Ns == 1:
+        # elementwise decay: sum M[t, s] b_s over s diagonal by diagonal, without forming M;
+        # D holds M[t, t-d] = prod_{t-d<r<=t} a_r for the current offset d
+        bq = b[..., 0]  # (B, nC, G, Q)
+        h_loc = bq.clone()
+        D = a[..., 1:]  # (B, nC, G, Q-1): offset 1
+        for d in range(1, Q):
+            if d > 1:
+                D = a[..., d:] * D[..., :-1]  # (B, nC, G, Q-d)
+            h_loc[..., d:].addcmul_(D, bq[..., : Q - d])
+        h_loc = h_loc.unsqueeze(-1)  # (B, nC, G, Q, 1)
+    else:
+        strict = torch.ones(Q, Q, dtype=torch.bool, device=b.device).tril(-1)  # t > s
+        upper = ~torch.ones(Q, Q, dtype=torch.bool, device=b.device).tril()  # t < s
+        one = torch.ones((), dtype=a.dtype, device=a.device)
+        group = max(1, _CHUNK_BLOCK_ELEMS // (Bsz * G * Q * max(Q, Ns)))
+        h_loc = torch.empty(b.shape, dtype=b.dtype, device=b.device)  # (B, nC, G, Q, Ns), zero entering state
+        for c0 in range(0, nC, group):
+            ag = a[:, c0 : c0 + group]  # (B, g, G, Q)
+            # M[t, s] = prod_{s<r<=t} a_r for t >= s, 0 for t < s (masked cumulative product)
+            M = torch.where(strict, ag.unsqueeze(-1), one).cumprod(dim=-2).masked_fill_(upper, 0)  # (B, g, G, Q, Q)
+            torch.matmul(M, b[:, c0 : c0 + group], out=h_loc[:, c0 : c0 + group])  # (B, g, G, Q, Ns)
+            del M
+    a_cum = torch.cumprod(a, dim=-1)  # (B, nC, G, Q): decay from the chunk start to t
+    carry = torch.empty_like(h_loc[:, :, :, 0])  # (B, nC, G, Ns): state entering each chunk
+    state = torch.zeros_like(h_loc[:, 0, :, 0])  # (B, G, Ns)
+    for c in range(nC):  # short recurrence across chunks
         carry[:, c] = state
-        state = torch.addcmul(h_loc[:, c, -1], a_cum[:, c, -1], state)
-    h = torch.addcmul(h_loc, a_cum, carry.unsqueeze(2))  # (B, nC, Q, *S)
-    return h.reshape(Bsz, nC * Q, *S)[:, :L]  # (B, L, *S)
+        state = torch.addcmul(h_loc[:, c, :, -1], a_cum[:, c, :, -1, None], state)
+    h = h_loc.addcmul_(a_cum.unsqueeze(-1), carry.unsqueeze(3))  # (B, nC, G, Q, Ns)
+    return h.transpose(2, 3).reshape(Bsz, nC * Q, *S)[:, :L]  # (B, L, *S)
 
 
 def _log_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -210,10 +227,13 @@ class _LinearScan(torch.autograd.Function):
             grad_a = g * (h_prev.conj() if h_prev.is_complex() else h_prev)  # (B, L, *S)
             if grad_a.is_complex() and not a.is_complex():
                 grad_a = grad_a.real  # real a (log method with complex b)
+            grad_a = grad_a.sum_to_size(a.shape)  # a broadcast over state axes
         if ctx.needs_input_grad[1]:
             grad_b = g
         if ctx.has_h0 and ctx.needs_input_grad[2]:
             grad_h0 = g[:, 0] * (a[:, 0].conj() if a.is_complex() else a[:, 0])  # (B, *S)
+            if grad_h0.is_complex() and not h0.is_complex():
+                grad_h0 = grad_h0.real
         return grad_a, grad_b, grad_h0, None, None
 
 
@@ -226,12 +246,14 @@ def _parallel(a, b, h0, method: str, chunk: int) -> torch.Tensor:
         a = a.to(torch.promote_types(a.dtype, torch.float32))
         if h0 is not None:
             acc = torch.promote_types(acc, h0.dtype)
-    a, b = torch.broadcast_tensors(a, b)
-    a = a if method == "log" else a.to(acc)
-    b = b.to(acc)
+    full = torch.broadcast_shapes(a.shape, b.shape)
+    # a keeps its size-1 state axes (the kernels broadcast; chunked turns them into matmuls);
+    # its batch and time axes are expanded (views, no copy); b is materialised at full size.
+    a = (a if method == "log" else a.to(acc)).expand(full[0], full[1], *a.shape[2:])
+    b = b.to(acc).expand(full).contiguous()
     if h0 is not None:
-        h0 = h0.to(acc).expand(b.shape[:1] + b.shape[2:])
-    h = _LinearScan.apply(a.contiguous(), b.contiguous(), None if h0 is None else h0.contiguous(), method, chunk)
+        h0 = h0.to(acc).expand(full[:1] + full[2:]).contiguous()
+    h = _LinearScan.apply(a, b, h0, method, chunk)
     return h if (h.is_complex() and not out_dtype.is_complex) else h.to(out_dtype)
 
 
