@@ -104,7 +104,10 @@ def equal_budget(minutes: float, test_size: int, device: str, out_dir: Path, bat
         cfg = rec.load(recipe, common)
         per_step = step_time(cfg, dev, steps=1 if dev.type == "cpu" else 5)
         steps = max(2, int(minutes * 60 / per_step))
-        cfg = rec.load(recipe, common + [f"trainer.max_steps={steps}"])
+        extra = [f"trainer.max_steps={steps}"]
+        if dev.type == "cuda":  # feed the GPU with loader workers; wall-clock cap in case loading is the bottleneck
+            extra += ["trainer.num_workers=6", f"trainer.max_minutes={minutes * 1.1}"]
+        cfg = rec.load(recipe, common + extra)
         res = fit(cfg, out_dir / recipe.split("/")[1], quiet=quiet)
         model = create_model(cfg.model["name"], **{k: v for k, v in cfg.model.items() if k != "name"}).to(dev).eval()
         x = torch.rand(1, 10, 1, 64, 64, device=dev)

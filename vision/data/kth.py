@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ostinato.core.data import DataBundle, DatasetSpec, locate
+from ostinato.core.data import DataBundle, DatasetSpec, FileSpec, locate
 from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.registry import register_dataset
 
@@ -42,7 +42,8 @@ _FRAME_NO = re.compile(r"(\d+)\D*$")
 KTH_SPEC = DatasetSpec(
     name="kth",
     domain="vision",
-    files=(),
+    files=tuple(FileSpec(f"video/kth/{a}") for a in ("boxing", "handclapping", "handwaving", "jogging", "running",
+                                                      "walking")),  # folders of .avi files or of frame folders
     source="KTH Actions, https://www.csc.kth.se/cvap/actions/ (frames: OpenSTL release kth_action.zip)",
     licence="free for research use (KTH)",
     description="KTH human actions, 6 actions x 25 persons; avi or frame folders under video/kth/<action>/",
