@@ -73,7 +73,8 @@ def pesq_wb(ref: np.ndarray, deg: np.ndarray, fs: int) -> float:
     r = _to_rate(np.asarray(ref, dtype=np.float64), fs, 16000)
     d = _to_rate(np.asarray(deg, dtype=np.float64), fs, 16000)
     try:
-        return float(pesq(16000, r, d, "wb"))
+        with np.errstate(invalid="ignore", divide="ignore"):  # pesq normalises silent input by 0
+            return float(pesq(16000, r, d, "wb"))
     except PesqError:
         return float("nan")
 

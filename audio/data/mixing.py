@@ -7,6 +7,8 @@ Training item ``i`` of epoch ``e`` is drawn from ``index_rng(seed, e, i)``:
 2. a noise source (same rule) and a random segment of the crop's length (looped when the
    noise is shorter). Noise comes from noise files and/or from real pairs as
    ``noisy - clean`` (VoiceBank+DEMAND is mixed additively, so this is the DEMAND noise);
+   with probability ``synthetic_noise`` it is white, pink or brown noise instead (the
+   spec's substitute for the DEMAND corpus, which is not in the shared data);
 3. an SNR ``s ~ U(snr_db)``: the noise is scaled so that 10 log10(P_clean / P_noise) = s,
    with P_clean the mean power of the *whole* clean source (a crop of a pause still gets
    noise at the utterance's SNR) and P_noise the power of the segment;
@@ -33,6 +35,7 @@ from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.registry import register_dataset
 
 from .paired import PairUtterances, check_pair, disjoint, locate_source
+from .synthetic import synth_noise
 from .wavio import find_pairs, list_audio, read_audio, read_pair
 
 _VAL_EPOCH = 1_000_003  # the validation mixtures' private stream: index_rng(seed, _VAL_EPOCH, i)
@@ -90,18 +93,21 @@ def _pick(rng: np.random.Generator, sources: list[Source]) -> int:
     return int(rng.choice(len(sources), p=w / w.sum()))
 
 
-def mix(rng, clean_sources, noise_sources, cache_c, cache_n, length, snr_db, gain_db) -> dict[str, torch.Tensor]:
+def mix(rng, clean_sources, noise_sources, cache_c, cache_n, length, snr_db, gain_db, p_synth=0.0) -> dict[str, torch.Tensor]:
     """One mixture (see module doc); returns {"noisy": (length,), "clean": (length,)}."""
     ci = _pick(rng, clean_sources)
     clean_full, p_clean = cache_c.get(ci, clean_sources[ci])
     start = int(rng.integers(0, max(1, len(clean_full) - length + 1)))
     clean = clean_full[start : start + length]
     clean = np.pad(clean, (0, length - len(clean)))
-    ni = _pick(rng, noise_sources)
-    noise_full, _ = cache_n.get(ni, noise_sources[ni])
-    nstart = int(rng.integers(0, len(noise_full)))
-    reps = int(np.ceil((nstart + length) / len(noise_full)))
-    noise = np.tile(noise_full, reps)[nstart : nstart + length]  # looped when short
+    if not noise_sources or rng.uniform() < p_synth:
+        noise = synth_noise(rng, length)
+    else:
+        ni = _pick(rng, noise_sources)
+        noise_full, _ = cache_n.get(ni, noise_sources[ni])
+        nstart = int(rng.integers(0, len(noise_full)))
+        reps = int(np.ceil((nstart + length) / len(noise_full)))
+        noise = np.tile(noise_full, reps)[nstart : nstart + length]  # looped when short
     snr = rng.uniform(*snr_db)
     p_noise = float(np.mean(noise.astype(np.float64) ** 2))
     scale = np.sqrt(p_clean / (p_noise * 10 ** (snr / 10))) if p_noise > 0 and p_clean > 0 else 0.0
@@ -117,8 +123,8 @@ def mix(rng, clean_sources, noise_sources, cache_c, cache_n, length, snr_db, gai
 
 
 class MixDataset(torch.utils.data.Dataset):
-    def __init__(self, clean, noise, sample_rate, crop, snr_db, gain_db, n_items, seed, cache_mb, epoch_fixed=None):
-        self.clean, self.noise = clean, noise
+    def __init__(self, clean, noise, sample_rate, crop, snr_db, gain_db, n_items, seed, cache_mb, epoch_fixed=None, p_synth=0.0):
+        self.clean, self.noise, self.p_synth = clean, noise, p_synth
         self.crop, self.snr_db, self.gain_db, self.n, self.seed = crop, snr_db, gain_db, n_items, seed
         self.cache_c, self.cache_n = SourceCache(cache_mb), SourceCache(cache_mb)
         self.epoch_fixed = epoch_fixed
@@ -133,7 +139,7 @@ class MixDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         epoch = self.epoch if self.epoch_fixed is None else self.epoch_fixed
         rng = index_rng(self.seed, epoch, i)
-        return mix(rng, self.clean, self.noise, self.cache_c, self.cache_n, self.crop, self.snr_db, self.gain_db)
+        return mix(rng, self.clean, self.noise, self.cache_c, self.cache_n, self.crop, self.snr_db, self.gain_db, self.p_synth)
 
 
 @dataclass
@@ -142,6 +148,7 @@ class SpeechMixConfig:
     pairs: list[str] = field(default_factory=list)  # pair sources: clean -> speech pool, noisy - clean -> noise pool
     pair_names: list[str] = field(default_factory=list)  # restrict `pairs` to these names; []: all
     noise: list[str] = field(default_factory=list)  # noise files or folders
+    synthetic_noise: float = 0.0  # probability of white/pink/brown noise instead of a noise source
     snr_db: tuple[float, float] = (-5.0, 15.0)
     gain_db: tuple[float, float] = (-12.0, 0.0)
     crop_seconds: float = 1.0
@@ -168,8 +175,10 @@ class SpeechMixConfig:
             raise ConfigError("data.crop_seconds and data.val_seconds must be > 0")
         if not self.clean and not self.pairs:
             raise ConfigError("data.clean and data.pairs are both empty: give clean speech to mix")
-        if not self.noise and not self.pairs:
-            raise ConfigError("data.noise and data.pairs are both empty: give a noise source to mix")
+        if not self.noise and not self.pairs and self.synthetic_noise <= 0:
+            raise ConfigError("data.noise and data.pairs are both empty and data.synthetic_noise is 0: give a noise source")
+        if not 0.0 <= self.synthetic_noise <= 1.0:
+            raise ConfigError(f"data.synthetic_noise={self.synthetic_noise}: expected a probability in [0, 1]")
         if self.val and self.val_clean:
             raise ConfigError("data.val and data.val_clean are both set: choose real pairs or fixed mixtures")
 
@@ -192,7 +201,8 @@ def speech_mix(cfg: SpeechMixConfig, data_root=None) -> DataBundle:
     noise += [Source(p.noisy, sr, rs, pair=p) for p in pairs]
     train_files = {s.path.resolve() for s in clean}
     crop = int(round(cfg.crop_seconds * sr))
-    train = MixDataset(clean, noise, sr, crop, cfg.snr_db, cfg.gain_db, cfg.items_per_epoch, cfg.seed, cfg.cache_mb)
+    train = MixDataset(clean, noise, sr, crop, cfg.snr_db, cfg.gain_db, cfg.items_per_epoch, cfg.seed, cfg.cache_mb,
+                       p_synth=cfg.synthetic_noise)
     val = None
     if cfg.val:
         vpairs = find_pairs(locate_source(cfg.val, data_root), cfg.val_names)
@@ -204,7 +214,8 @@ def speech_mix(cfg: SpeechMixConfig, data_root=None) -> DataBundle:
             if s.path.resolve() in train_files:
                 raise ConfigError(f"{s.path}: in both data.clean/pairs and data.val_clean; validation speech must be unseen")
         vlen = int(round(cfg.val_seconds * sr))
-        fixed = MixDataset(vclean, noise, sr, vlen, cfg.snr_db, (0.0, 0.0), cfg.val_items, cfg.seed, cfg.cache_mb, _VAL_EPOCH)
+        fixed = MixDataset(vclean, noise, sr, vlen, cfg.snr_db, (0.0, 0.0), cfg.val_items, cfg.seed, cfg.cache_mb, _VAL_EPOCH,
+                           p_synth=cfg.synthetic_noise)
         val = [fixed[i] for i in range(cfg.val_items)]  # materialised once: identical every validation
     test = None
     if cfg.test:

@@ -1,0 +1,139 @@
+"""``ostinato bench audio``: held-out quality after a fixed CPU training budget, and speed.
+
+Quality: the ``audio/frcrn_causal_vbd`` recipe (the causal model, as streamed) is trained
+on the CPU for a fixed wall-clock budget (``TRAIN_MINUTES``; ``--quick``: ``QUICK_MINUTES``
+with a narrower model), then PESQ-wb, STOI and SI-SDR of the noisy input and of the output
+are measured on the three VoiceBank+DEMAND test pairs that no recipe trains on (p232_182,
+p232_261, p257_179; from the shared data: set OSTINATO_DATA). Three utterances and a
+training set of three real pairs plus 45 s of other clean speech: the numbers show that the
+pipeline learns, they are not comparable with the published VoiceBank+DEMAND table (824 test
+utterances, a model trained on 11,572 pairs for 100 epochs).
+
+Speed, on one CPU thread: parameters, MACs per second of 16 kHz audio (``torch`` FLOP
+counter / 2; the FFTs are not counted), the offline real-time factor (processing time /
+audio duration, whole signal at once) and, for causal models, the streaming real-time
+factor (20 ms and 100 ms chunks through ``FRCRNStream``).
+
+Goals (issue 7): PESQ +0.3 and SI-SDR +5 dB over the noisy input on the held-out pairs;
+streaming RTF <= 0.3 for the causal model on one thread.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ostinato.core.errors import DataError
+
+TRAIN_MINUTES = 12.0
+QUICK_MINUTES = 1.0
+QUICK_OVERRIDES = ["model.channels=16", "model.fsmn_hidden=16"]
+
+
+def _macs_per_second(model, sr: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, sr)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        model(x)
+    return fc.get_total_flops() / 2
+
+
+def _rtf_offline(model, seconds: float, repeats: int) -> float:
+    sr = model.sample_rate
+    x = torch.randn(1, int(seconds * sr)) * 0.1
+    best = float("inf")
+    with torch.no_grad():
+        model(x[:, : sr // 2])  # warm-up
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model(x)
+            best = min(best, time.perf_counter() - t)
+    return best / seconds
+
+
+def _rtf_stream(model, seconds: float, chunk_s: float) -> float:
+    sr = model.sample_rate
+    x = torch.randn(1, int(seconds * sr)) * 0.1
+    step = max(1, int(chunk_s * sr))
+    s = model.stream(1)
+    t = time.perf_counter()
+    for i in range(0, x.shape[1], step):
+        s.push(x[:, i : i + step])
+    s.flush()
+    return (time.perf_counter() - t) / seconds
+
+
+def speed_row(name: str, model, seconds: float, repeats: int) -> dict:
+    model.eval()
+    row = {
+        "model": name,
+        "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+        "GMACs_per_s": _macs_per_second(model, model.sample_rate) / 1e9,
+        "rtf_offline": _rtf_offline(model, seconds, repeats),
+    }
+    if model.cfg.causal:
+        row["rtf_stream_20ms"] = _rtf_stream(model, seconds, 0.02)
+        row["rtf_stream_100ms"] = _rtf_stream(model, seconds, 0.1)
+    return row
+
+
+def train_and_test(quick: bool, workdir: Path) -> dict:
+    from ostinato.core.config import load_yaml
+    from ostinato.core.recipe import find_recipe, resolve
+    from ostinato.core.train import fit
+
+    if not os.environ.get("OSTINATO_DATA"):
+        raise DataError("ostinato bench audio needs the shared data (held-out VoiceBank+DEMAND pairs): set OSTINATO_DATA")
+    minutes = QUICK_MINUTES if quick else TRAIN_MINUTES
+    overrides = [f"trainer.max_minutes={minutes}", "trainer.max_epochs=100000", "trainer.device=cpu",
+                 "trainer.eval_every_steps=0", "trainer.eval_every=1000000", "eval.composite=test"]
+    if quick:
+        overrides += QUICK_OVERRIDES + ["data.val_items=2"]
+    cfg = resolve(load_yaml(find_recipe("audio/frcrn_causal_vbd")), overrides, recipe="audio/frcrn_causal_vbd")
+    res = fit(cfg, workdir, quiet=True)
+    return {"minutes": minutes, "steps": res["steps"], "train_time_s": res["train_time_s"],
+            "threads": torch.get_num_threads(), "overrides": overrides, "test": res.get("test", {}),
+            "model": cfg.model}
+
+
+def run_bench(quick: bool = False, out: Path | None = None) -> dict:
+    from ostinato.core.registry import create_model
+
+    result: dict = {"machine": f"{os.cpu_count()} CPUs, torch {torch.__version__}", "quick": quick}
+    with tempfile.TemporaryDirectory() as tmp:
+        q = train_and_test(quick, Path(tmp) / "run")
+        result["quality"] = q
+        t = q["test"]
+        print(f"\nheld-out VoiceBank+DEMAND pairs (3), after {q['minutes']:g} min of CPU training "
+              f"({q['steps']} steps, {q['threads']} threads):")
+        print(f"{'metric':8s} {'noisy':>8s} {'enhanced':>9s} {'delta':>8s}")
+        for k in ("pesq", "stoi", "si_sdr", "csig", "cbak", "covl"):
+            if k in t:
+                print(f"{k:8s} {t[k + '_noisy']:8.3f} {t[k]:9.3f} {t[k + '_delta']:+8.3f}")
+        result["goals"] = {"pesq_delta>=0.3": t.get("pesq_delta", float("nan")) >= 0.3,
+                           "si_sdr_delta>=5": t.get("si_sdr_delta", float("nan")) >= 5.0}
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seconds, repeats = (2.0, 1) if quick else (10.0, 3)
+        names = ["frcrn_causal"] if quick else ["frcrn", "frcrn_double", "frcrn_causal"]
+        rows = [speed_row(nm, create_model(nm), seconds, repeats) for nm in names]
+        if quick:
+            rows.append(speed_row("frcrn_causal (quick width)", create_model("frcrn_causal", channels=16, fsmn_hidden=16), seconds, repeats))
+    finally:
+        torch.set_num_threads(n)
+    result["speed"] = rows
+    print("\nspeed on 1 CPU thread (RTF = processing time / audio duration):")
+    print(f"{'model':28s} {'params(M)':>9s} {'GMAC/s':>7s} {'RTF off':>8s} {'RTF 20ms':>9s} {'RTF 100ms':>9s}")
+    for r in rows:
+        print(f"{r['model']:28s} {r['params_M']:9.2f} {r['GMACs_per_s']:7.2f} {r['rtf_offline']:8.3f} "
+              f"{r.get('rtf_stream_20ms', float('nan')):9.3f} {r.get('rtf_stream_100ms', float('nan')):9.3f}")
+    causal = [r for r in rows if r["model"] == "frcrn_causal"][0]
+    result["goals"]["causal_rtf_stream_100ms<=0.3"] = causal["rtf_stream_100ms"] <= 0.3
+    print("\ngoals:", json.dumps(result["goals"]))
+    return result
