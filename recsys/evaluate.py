@@ -38,7 +38,7 @@ _SPLIT_CODE = {"val": 1, "test": 2}
 @dataclass
 class RecEvalConfig:
     protocol: Literal["sampled", "full", "both"] = "both"
-    val_protocol: Literal["same", "sampled", "full", "both"] = "same"  # during training; "same" = protocol
+    val_protocol: Literal["same", "sampled", "full", "both"] = "same"  # on the val split (model selection)
     n_negatives: int = 100
     max_users: int = 10000  # sampled protocol: users drawn (paper: 10,000); 0 = all
     full_max_users: int = 0  # full protocol: 0 = all evaluated users
@@ -67,16 +67,19 @@ def _device(model: torch.nn.Module) -> torch.device:
 
 @torch.no_grad()
 def sampled_ranks(model, loo: LeaveOneOut, split: str, maxlen: int, ecfg: RecEvalConfig, batch_size: int) -> np.ndarray:
-    code = _SPLIT_CODE[split]
-    users = _pick_users(loo, ecfg.max_users, ecfg.seed, code)
-    target = loo.target(users, split)
-    starts, ends = loo.history(users, split)
-    ex_end = loo.data.offsets[users + 1] if ecfg.exclude == "history" else loo.train_end[users]
-    rows, excl = gather_segments(loo.data.items, starts, ex_end)
-    rngs = [index_rng(ecfg.seed, 1000 + code, int(u)) for u in users]  # per user: independent of who else is drawn
-    _, neg = sample_excluding(rngs, np.full(len(users), ecfg.n_negatives), rows, excl, loo.n_items)
-    cand = np.concatenate([target[:, None], neg.reshape(len(users), ecfg.n_negatives)], axis=1)  # (U, 1 + n)
-    seq = gather_windows(loo.data.items, starts, ends, maxlen)  # (U, L)
+    key = ("sampled", split, maxlen, ecfg.n_negatives, ecfg.max_users, ecfg.exclude, ecfg.seed)
+    if key not in loo.cache:  # the same users and negatives at every validation: compute once
+        code = _SPLIT_CODE[split]
+        users = _pick_users(loo, ecfg.max_users, ecfg.seed, code)
+        target = loo.target(users, split)
+        starts, ends = loo.history(users, split)
+        ex_end = loo.data.offsets[users + 1] if ecfg.exclude == "history" else loo.train_end[users]
+        rows, excl = gather_segments(loo.data.items, starts, ex_end)
+        rngs = [index_rng(ecfg.seed, 1000 + code, int(u)) for u in users]  # per user: independent of who else is drawn
+        _, neg = sample_excluding(rngs, np.full(len(users), ecfg.n_negatives), rows, excl, loo.n_items)
+        cand = np.concatenate([target[:, None], neg.reshape(len(users), ecfg.n_negatives)], axis=1)  # (U, 1 + n)
+        loo.cache[key] = (users, cand, gather_windows(loo.data.items, starts, ends, maxlen))  # seq: (U, L)
+    users, cand, seq = loo.cache[key]
     dev, out = _device(model), []
     for i in range(0, len(users), batch_size):
         s = model.score(torch.from_numpy(seq[i:i + batch_size]).to(dev),

@@ -126,6 +126,7 @@ class LeaveOneOut:
         self.train_end = np.where(self.evaluable, ends - 2, ends)  # (U,)
         self.val_target = np.where(self.evaluable, data.items[np.maximum(ends - 2, 0)], 0)
         self.test_target = np.where(self.evaluable, data.items[np.maximum(ends - 1, 0)], 0)
+        self.cache: dict = {}  # the evaluator keeps its fixed sampled candidates here
 
     @property
     def n_items(self) -> int:

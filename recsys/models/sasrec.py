@@ -244,8 +244,8 @@ class SASRecConfig:
     def validate(self) -> None:
         if self.norm_first and self.post_ln:
             raise ConfigError("model.norm_first and model.post_ln are exclusive; choose one block layout")
-        if self.maxlen < 1 or self.d_model < 1 or self.n_blocks < 0 or self.n_heads < 1:
-            raise ConfigError("model.maxlen, d_model and n_heads must be >= 1 and n_blocks >= 0")
+        if min(self.maxlen, self.d_model, self.n_heads, self.attn_chunk) < 1 or self.n_blocks < 0:
+            raise ConfigError("model.maxlen, d_model, n_heads and attn_chunk must be >= 1 and n_blocks >= 0")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout: expected a value in [0, 1), got {self.dropout}")
         if not 0.0 <= self.gbce_t <= 1.0:
