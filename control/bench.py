@@ -4,7 +4,7 @@ For each task, three policies are trained by behaviour cloning on the same oracl
 the same budget (optimizer steps and a wall-clock cap), then evaluated closed-loop on the
 test seeds ``4242424242 + i`` (``success_once``, receding-horizon execution):
 
-- ``muvla``      m=16 memory tokens, TBPTT K=8 (the muVLA mechanism, CPU-sized backbone);
+- ``muvla``      m=16 memory tokens, TBPTT K=12 (the muVLA mechanism, CPU-sized backbone);
 - ``memoryless`` the same network with m=0 (expected near chance, 1/3, on these tasks);
 - ``lstm``       the same network with a core-LSTM state token instead of memory tokens.
 
@@ -22,10 +22,10 @@ from pathlib import Path
 
 POLICIES = (("muvla", "muvla"), ("memoryless", "memoryless"), ("lstm", "lstm"))
 BUDGETS = {  # task -> (recipe suffix, overrides shared by the three policies)
-    "cue_task": ("cue_task", ["trainer.max_steps=800", "trainer.max_minutes=20", "trainer.eval_every_steps=400",
-                              "data.image_size=32", "eval.episodes=100"]),
+    "cue_task": ("cue_task", ["trainer.max_steps=1500", "trainer.max_minutes=30", "trainer.eval_every_steps=500",
+                              "eval.episodes=100"]),
     "cue_task_quick": ("cue_task", ["trainer.max_steps=300", "trainer.max_minutes=6", "trainer.eval_every_steps=300",
-                                    "data.image_size=32", "data.episodes=100", "eval.episodes=50", "eval.val_episodes=10"]),
+                                    "data.episodes=100", "eval.episodes=50", "eval.val_episodes=10"]),
     "RememberColor3-v0": ("remembercolor3", ["trainer.max_steps=1500", "trainer.max_minutes=40",
                                              "trainer.eval_every_steps=500", "eval.episodes=100"]),
 }

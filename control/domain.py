@@ -28,7 +28,7 @@ def default_demo_dir(env: str) -> Path:
 def _cmd_setup_render(args) -> int:
     from .envs.render import setup_render
 
-    setup_render(args.prefix or None)
+    setup_render(args.prefix or None, force=args.force)
     return 0
 
 
@@ -47,6 +47,7 @@ def add_cli(sub) -> None:
     verbs = p.add_subparsers(dest="control_verb", required=True)
     q = verbs.add_parser("setup-render", help="install a private Mesa 25 lavapipe so ManiSkill renders on a CPU (root, apt)")
     q.add_argument("prefix", nargs="?", default="", help="install folder (default ~/.cache/ostinato/mesa-lvp25)")
+    q.add_argument("--force", action="store_true", help="reinstall even if PREFIX already holds it")
     q.set_defaults(func=_cmd_setup_render)
     q = verbs.add_parser("collect", help="record oracle demonstrations, one .npz per episode")
     q.add_argument("env", help="env name (see `ostinato ls envs`), e.g. cue_task, RememberColor3-v0, PushCube-v1")

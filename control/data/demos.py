@@ -147,7 +147,7 @@ class _Recorder(gym.Wrapper):
 
 
 def _run_oracle(rec: _Recorder, env_id: str, seed: int, max_steps: int) -> None:
-    from ..envs.oracles import MOTION_PLANNING, remember_color_action
+    from ..envs.oracles import MOTION_PLANNING, privileged_action
 
     if env_id in MOTION_PLANNING:
         from ..envs.oracles import motion_planning_solver
@@ -157,7 +157,7 @@ def _run_oracle(rec: _Recorder, env_id: str, seed: int, max_steps: int) -> None:
     rec.reset(seed=seed)
     base = rec.env
     for _ in range(max_steps):
-        a = base.oracle_action() if env_id == "cue_task" else remember_color_action(base.unwrapped_ms)
+        a = base.oracle_action() if env_id == "cue_task" else privileged_action(env_id, base.unwrapped_ms)
         _, _, te, tr, _ = rec.step(a)
         if te or tr:
             break
@@ -169,8 +169,12 @@ def collect(cfg: EnvConfig, episodes: int, out: str | Path, seed: int = 0, keep_
     from ..envs.oracles import has_oracle
 
     if not has_oracle(cfg.env):
-        raise ConfigError(f"no oracle for env {cfg.env!r}; demos can be recorded for cue_task, the MIKASA "
-                          "RememberColor tasks and ManiSkill tasks with motion-planning solutions")
+        from ..envs.oracles import MOTION_PLANNING, motion_planning_solver
+
+        if cfg.env in MOTION_PLANNING:
+            motion_planning_solver(cfg.env)  # raises the one-line reason
+        raise ConfigError(f"no oracle for env {cfg.env!r}; demos can be recorded for cue_task, PushCube-v1, the "
+                          "MIKASA RememberColor tasks and ManiSkill tasks with motion-planning solutions")
     if episodes <= 0:
         raise ConfigError(f"--episodes {episodes}: expected a positive number")
     out = Path(out)

@@ -178,7 +178,7 @@ class ManiSkillEnv(gym.Env):
         self.env.close()
 
 
-def make_vector_env(factory, n: int = 2, context: str = "fork") -> gym.vector.AsyncVectorEnv:
+def make_vector_env(factory, n: int = 2, context: str = "spawn") -> gym.vector.AsyncVectorEnv:
     """``n`` worker processes, each building its own env with ``factory()``.
 
     Call :func:`render.configure_render` first (``ManiSkillEnv`` does it in each worker too):

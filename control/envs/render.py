@@ -163,13 +163,19 @@ def _runtime_deps(log) -> list[str]:
     return deps
 
 
-def setup_render(prefix: str | Path | None = None, log=print) -> Path:
-    """Install the private Mesa 25 lavapipe under ``prefix`` (see module doc); returns env.sh."""
+def setup_render(prefix: str | Path | None = None, log=print, force: bool = False) -> Path:
+    """Install the private Mesa 25 lavapipe under ``prefix`` (see module doc); returns env.sh.
+
+    Does nothing when it is already installed there (``force`` reinstalls).
+    """
+    p = (Path(prefix) if prefix else default_prefix()).expanduser().resolve()
+    if is_installed(p) and (p / "env.sh").exists() and not force:
+        log(f"already installed: {p} (ostinato's envs use it automatically; shells: source {p / 'env.sh'})")
+        return p / "env.sh"
     if not shutil.which("apt-get") or not shutil.which("dpkg"):
         raise OstinatoError("setup-render needs a Debian system with apt-get and dpkg")
     if hasattr(os, "geteuid") and os.geteuid() != 0:
         raise OstinatoError("setup-render runs apt-get: run it as root (CI does)")
-    p = (Path(prefix) if prefix else default_prefix()).expanduser().resolve()
     _backports_source(log)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     _run(["apt-get", "update", "-qq"], log, env=env)
