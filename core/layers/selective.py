@@ -130,6 +130,8 @@ class _SelectiveScanChunked(torch.autograd.Function):
         WA, WH, WG = (u.new_empty(Bsz, T, D, N) for _ in range(3))
         wD = u.new_empty(Bsz, T, 1, D)
         wN = u.new_empty(Bsz, T, 1, N)
+        wD1 = u.new_empty(Bsz, T, D, 1)
+        ones_n = u.new_ones(N, 1)
         for c in reversed(range(starts.shape[0])):
             c0 = c * T
             t = min(T, L - c0)
@@ -156,7 +158,8 @@ class _SelectiveScanChunked(torch.autograd.Function):
             G[:, 1:].mul_(H[:, :-1])
             G[:, 0].mul_(h)  # Z_t = g_t dA_t h_{t-1} = dL/d(Δ_t A)
             gA += torch.mul(G, delta[:, sl, :, None], out=WH[:, :t]).sum((0, 1))  # (D, N)
-            torch.sum(G.mul_(A), -1, out=g_d[:, sl])  # (B, t, D)
+            torch.matmul(G.mul_(A), ones_n, out=wD1[:, :t])  # (B, t, D, 1): Σ_n A Z (matmul beats sum(-1) here)
+            g_d[:, sl] = wD1[:, :t, :, 0]
         g_d.addcmul_(g_du, u)
         g_u = g_du.mul_(delta)
         return g_u, g_d, gA, gB, gC, (carry if ctx.has_h0 else None), None

@@ -1,0 +1,223 @@
+"""``ostinato bench core``: speed and memory of the scans and SSM layers on this machine.
+
+Rows, all fp32 on the CPU, batch B=8, width D=256 (quick: L in {256, 1024}; full: L in
+{256, 1024, 4096, 16384}):
+
+- ``scan/*``: h_t = a_t h_{t-1} + b_t on a (B, L, D) state, every method of
+  ``ostinato.core.scan`` against the sequential loop (the reference).
+- ``selective/*``: the Mamba selective scan (d_inner D=256, d_state N=16, input-dependent
+  Δ, B, C; D skip and z gate included), chunked fast path against ``selective_scan_ref``
+  (the step-by-step loop).
+- ``s5/*``: our S5 SSM against ``s5-pytorch`` 0.2.1 (``s5.S5``), both with H=256 and P=16
+  complex states (ours with conj_sym off so the state counts match), ZOH; the s5-pytorch row
+  says so when the package is not installed (``pip install s5-pytorch``).
+- ``lstm/torch``: ``torch.nn.LSTM(256, 256)``, the familiar baseline.
+
+Time: best of ``reps`` wall-clock runs after one warm-up run (one run, no warm-up, where a
+single run takes more than ~2 s). "fwd" runs under ``torch.no_grad()``; "fwd+bwd" is forward
+plus ``backward()`` of a scalar reduction of every output.
+Peak memory: the largest total of live tensor bytes allocated *during* the call, from the
+PyTorch profiler's CPU memory events (``profile_memory=True``): allocations minus frees, in
+event order, maximum of the running sum (inputs allocated before the call are not counted).
+It measures tensor storage only, not Python objects or allocator slack.
+Selective reference at L=16384 (several GB and minutes per run) is not run: its time is
+extrapolated linearly from L=4096 and labelled "extrapolated"; its memory is left empty.
+The machine's load is not controlled: numbers taken while other jobs run are noisy.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .layers.s5 import S5, S5Config
+from .layers.selective import selective_scan, selective_scan_ref
+from .scan import scan
+
+B, D, N = 8, 256, 16  # defaults; run(..., batch=, width=, state=) overrides them (tests use tiny sizes)
+
+
+def _peak_bytes(fn: Callable[[], None]) -> int:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    evs = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    evs.sort(key=lambda e: e.start_ns())
+    live = peak = 0
+    for e in evs:
+        live += e.nbytes()
+        peak = max(peak, live)
+    return peak
+
+
+def _time(fn: Callable[[], None], reps: int) -> float:
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    if first > 2.0 or reps <= 1:
+        return first
+    best = first
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _measure(make: Callable[[], tuple], fwd: Callable, reps: int, memory: bool) -> dict:
+    """make() -> inputs (leaves); fwd(*inputs) -> tensor or tuple of tensors."""
+    inputs = make()
+
+    def run_fwd():
+        with torch.no_grad():
+            fwd(*inputs)
+
+    def run_fwdbwd():
+        leaves = [x.detach().requires_grad_(x.is_floating_point() or x.is_complex()) for x in inputs]
+        out = fwd(*leaves)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        sum(o.real.sum() if o.is_complex() else o.sum() for o in outs if o is not None).backward()
+
+    r = {"fwd_s": _time(run_fwd, reps), "fwdbwd_s": _time(run_fwdbwd, reps)}
+    if memory:
+        r["fwd_peak_mib"] = _peak_bytes(run_fwd) / 2**20
+        r["fwdbwd_peak_mib"] = _peak_bytes(run_fwdbwd) / 2**20
+    return r
+
+
+def _scan_inputs(L: int, B: int = B, D: int = D):
+    g = torch.Generator().manual_seed(L)
+    return (torch.rand(B, L, D, generator=g) * 0.5 + 0.5, torch.randn(B, L, D, generator=g))
+
+
+def _selective_inputs(L: int, B: int = B, D: int = D, N: int = N):
+    g = torch.Generator().manual_seed(L)
+    return (
+        torch.randn(B, L, D, generator=g),  # u
+        torch.randn(B, L, D, generator=g) * 0.5 - 2.0,  # Δ before softplus
+        -torch.arange(1, N + 1, dtype=torch.float32).repeat(D, 1),  # A (Mamba init)
+        torch.randn(B, L, N, generator=g),  # B
+        torch.randn(B, L, N, generator=g),  # C
+        torch.ones(D),  # D
+        torch.randn(B, L, D, generator=g),  # z
+    )
+
+
+def _s5_pytorch():
+    try:
+        import s5 as s5_pkg  # the s5-pytorch distribution
+    except ImportError:
+        return None
+    return s5_pkg
+
+
+def _rows_for_length(L: int, quick: bool, reps: int, s5_pkg, ref_times: dict, B: int, D: int, N: int) -> list[dict]:
+    rows = []
+
+    def add(group, impl, res, ref_key=None, note=""):
+        row = {"group": group, "impl": impl, "L": L, **res, "note": note}
+        rows.append(row)
+        return row
+
+    # --- scans
+    ref = add("scan", "sequential (reference)", _measure(lambda: _scan_inputs(L, B, D), lambda a, b: scan(a, b, method="sequential"), reps, True))
+    for m in ("associative", "chunked", "log"):
+        r = add("scan", m, _measure(lambda: _scan_inputs(L, B, D), lambda a, b, m=m: scan(a, b, method=m), reps, True))
+        r["speedup_fwd"], r["speedup_fwdbwd"] = ref["fwd_s"] / r["fwd_s"], ref["fwdbwd_s"] / r["fwdbwd_s"]
+
+    # --- selective scan
+    def sel(method):
+        return lambda u, dl, A, Bm, Cm, Dd, z: selective_scan(u, dl, A, Bm, Cm, Dd, z, delta_softplus=True, method=method)
+
+    if L <= 4096:
+        sref = add("selective", "ref loop (selective_scan_ref)", _measure(lambda: _selective_inputs(L, B, D, N), sel("ref"), 1, L <= 1024 or not quick))
+        ref_times[L] = sref
+    else:
+        base = max(k for k in ref_times)
+        f = L / base
+        sref = add("selective", "ref loop (selective_scan_ref)",
+                   {"fwd_s": ref_times[base]["fwd_s"] * f, "fwdbwd_s": ref_times[base]["fwdbwd_s"] * f},
+                   note=f"extrapolated linearly from L={base}; not run")
+    r = add("selective", "chunked (ours)", _measure(lambda: _selective_inputs(L, B, D, N), sel("chunked"), reps, True))
+    r["speedup_fwd"], r["speedup_fwdbwd"] = sref["fwd_s"] / r["fwd_s"], sref["fwdbwd_s"] / r["fwdbwd_s"]
+
+    # --- S5
+    torch.manual_seed(0)
+    ours = S5(S5Config(d_model=D, d_state=N, conj_sym=False, clip_eigs=False))
+    r5 = add("s5", "ours (associative scan)", _measure(lambda: (torch.randn(B, L, D),), lambda x: ours(x)[0], reps, True))
+    if s5_pkg is None:
+        add("s5", "s5-pytorch", {}, note="s5-pytorch not installed (pip install s5-pytorch)")
+    else:
+        theirs = s5_pkg.S5(D, N)
+        rt = add("s5", "s5-pytorch 0.2.1", _measure(lambda: (torch.randn(B, L, D),), lambda x: theirs(x), reps, True))
+        r5["speedup_fwd"], r5["speedup_fwdbwd"] = rt["fwd_s"] / r5["fwd_s"], rt["fwdbwd_s"] / r5["fwdbwd_s"]
+        r5["note"] = "speedup = s5-pytorch time / ours"
+
+    # --- LSTM baseline
+    lstm = torch.nn.LSTM(D, D, batch_first=True)
+    add("lstm", "torch.nn.LSTM", _measure(lambda: (torch.randn(B, L, D),), lambda x: lstm(x)[0], reps, L <= 4096))
+    return rows
+
+
+def _fmt(v, digits=1):
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def print_table(rows: list[dict]) -> None:
+    head = f"{'group':<10} {'impl':<30} {'L':>6} {'fwd ms':>10} {'f+b ms':>10} {'fwd MiB':>9} {'f+b MiB':>9} {'x fwd':>7} {'x f+b':>7}  note"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        ms = lambda k: _fmt(r[k] * 1e3) if k in r else ""  # noqa: E731
+        print(f"{r['group']:<10} {r['impl']:<30} {r['L']:>6} {ms('fwd_s'):>10} {ms('fwdbwd_s'):>10} "
+              f"{_fmt(r.get('fwd_peak_mib')):>9} {_fmt(r.get('fwdbwd_peak_mib')):>9} "
+              f"{_fmt(r.get('speedup_fwd')):>7} {_fmt(r.get('speedup_fwdbwd')):>7}  {r.get('note', '')}")
+
+
+def run(quick: bool = False, out: Path | None = None, *, lengths: list[int] | None = None,
+        batch: int = B, width: int = D, state: int = N) -> dict:
+    """Run the core benchmark, print the table, write JSON to ``out`` if given, return the dict.
+
+    ``lengths``/``batch``/``width``/``state`` override the benchmark's shape (the tests use
+    tiny ones); the defaults are the issue's B=8, D=256, N=16.
+    """
+    lengths = lengths or ([256, 1024] if quick else [256, 1024, 4096, 16384])
+    reps = 1 if quick else 3
+    s5_pkg = _s5_pytorch()
+    rows, ref_times = [], {}
+    t0 = time.perf_counter()
+    for L in lengths:
+        rows += _rows_for_length(L, quick, reps, s5_pkg, ref_times, batch, width, state)
+    result = {
+        "benchmark": "ostinato bench core" + (" --quick" if quick else ""),
+        "shape": {"B": batch, "D": width, "N": state, "lengths": lengths, "dtype": "float32"},
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "timing": "best of reps after a warm-up (single run when > 2 s); fwd under no_grad; fwd+bwd = forward + backward of a sum",
+        "memory": "peak live tensor bytes allocated during the call (profiler CPU memory events)",
+        "speedup": "reference time / row time (scan: sequential; selective: ref loop; s5: s5-pytorch / ours)",
+        "rows": rows,
+        "total_s": time.perf_counter() - t0,
+    }
+    print_table(rows)
+    print(f"total {result['total_s']:.0f} s, {torch.get_num_threads()} threads; timings on a shared machine are noisy")
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", type=Path)
+    a = p.parse_args()
+    run(a.quick, a.out)
