@@ -38,8 +38,8 @@ and returns ``promote_types(a.dtype, b.dtype)`` like the reference.
 
 Numeric guards (all of them):
 - log method: the cumulative sum of log a grows in magnitude with L and loses absolute
-  precision; the log kernel therefore runs in float64/complex128 when given float32 input and
-  casts back (2x memory for that path).
+  precision; the log kernel therefore always works in float64/complex128 and casts back
+  (2x memory and time for that path on fp32 input).
 - log method: a must be real and > 0 (checked; ValueError otherwise). b = 0 gives log b = -inf,
   which logcumsumexp handles in the forward pass; gradients come from the exact adjoint.
 No clamps or epsilons are used by the other methods.
@@ -57,10 +57,10 @@ from torch.autograd.function import once_differentiable
 from .errors import ConfigError
 
 METHODS = ("auto", "sequential", "associative", "chunked", "log")
-AUTO_SEQUENTIAL_MAX_L = 16  # "auto" loops for L up to this; measured crossover on CPU
+AUTO_SEQUENTIAL_MAX_L = 16  # "auto" loops for L up to this (the loop is cheapest for short L on CPU)
 DEFAULT_CHUNK = 8
-# chunked kernel: at most this many elements in one dense (.., Q, Q, *S) decay block; larger
-# inputs are processed in groups of chunks so memory stays bounded (about 128 MiB in fp32).
+# chunked kernel, shared-axes case: at most this many elements in one dense (B, g, G, Q, Q)
+# decay block; more chunks are processed in groups so memory stays bounded (128 MiB in fp32).
 _CHUNK_BLOCK_ELEMS = 1 << 25
 
 
@@ -162,15 +162,11 @@ def _chunked_kernel(a: torch.Tensor, b: torch.Tensor, chunk: int = DEFAULT_CHUNK
 def _log_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Heinsen scan for real a > 0; complex logs when b is negative or complex."""
     out_dtype = b.dtype
-    work = torch.float64 if a.dtype in (torch.float32, torch.complex64) or b.dtype in (torch.float32, torch.complex64) else a.dtype
-    a = a.to(work)
-    log_a = torch.log(a)
-    if b.is_complex():
-        log_b = torch.log(b.to(torch.promote_types(work, torch.complex64)))
-    elif bool((b < 0).any()):
-        log_b = torch.log(b.to(torch.promote_types(work, torch.complex64)))
+    log_a = torch.log(a.to(torch.float64))  # float64 work precision (numeric guard, module doc)
+    if b.is_complex() or bool((b < 0).any()):
+        log_b = torch.log(b.to(torch.complex128))  # log|b| + i*arg(b)
     else:
-        log_b = torch.log(b.to(work))
+        log_b = torch.log(b.to(torch.float64))  # b = 0 -> -inf, handled by logcumsumexp
     a_star = torch.cumsum(log_a, dim=1)  # (B, L, *S)
     log_h = a_star + torch.logcumsumexp(log_b - a_star, dim=1)  # (B, L, *S)
     h = torch.exp(log_h)
