@@ -16,5 +16,6 @@ from . import (  # noqa: F401
     s4d,
     s5,
     selective,
+    ssd,
     ssm2d,
 )
