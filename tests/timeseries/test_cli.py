@@ -41,6 +41,7 @@ def test_chimera_train_eval_forecast(cli, tmp_path, capsys):
         ("test_chimera_ecg200", {"accuracy"}),
         ("test_mes_lstm", {"mse", "coverage", "mis"}),
         ("test_es_rnn", {"smape", "mase", "owa", "coverage", "msis"}),
+        ("test_chimera_anomaly", {"f1", "precision", "recall"}),
     ],
 )
 def test_recipe_one_epoch(recipe, keys, tmp_path, capsys):

@@ -74,3 +74,17 @@ def test_mes_lstm_uses_the_baselines():
     # the LSTM sees x - x_base and its output is shifted by y_base
     p2 = m.predict({"x": x + 5.0, "x_base": xb + 5.0, "y_base": yb + 1.0})
     torch.testing.assert_close(p2, p + 1.0)
+
+
+@pytest.mark.slow
+def test_parallel_fits_equal_sequential(tmp_path, monkeypatch):
+    import ostinato.timeseries.data.holt_winters as hw
+
+    monkeypatch.setattr(hw, "CACHE_DIR", tmp_path)
+    rng = np.random.default_rng(1)
+    ys = [10 + np.sin(np.arange(120) * 2 * np.pi / 12) + rng.normal(0, 0.2, 120) for _ in range(6)]
+    par = hw.fit_many(ys, 12, workers=2)
+    seq = [fit_holt_winters(y, 12, cache=False) for y in ys]
+    for a, b in zip(par, seq):
+        assert (a.alpha, a.beta, a.gamma, a.level0, a.trend0) == (b.alpha, b.beta, b.gamma, b.level0, b.trend0)
+        np.testing.assert_array_equal(a.seasons0, b.seasons0)

@@ -27,7 +27,7 @@ from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.registry import register_dataset
 
 from .. import metrics as M
-from .holt_winters import hw_baselines
+from .holt_winters import hw_baselines_many
 from .windows import ForecastWindows, check_window
 
 SADC = [
@@ -124,9 +124,8 @@ def covid_jhu(cfg: CovidConfig, data_root=None) -> DataBundle:
     L, H = cfg.seq_len, cfg.pred_len
     if n_tr < L + H or n_va < 1 or n - n_tr - n_va < H:
         raise DataError(f"{frames[0][0]}: {n} common dates are too few for seq_len={L}, pred_len={H} and split {list(cfg.split)}")
-    splits = {"train": [], "val": [], "test": []}
-    locs, scales = [], []
-    for ci, country in enumerate(cfg.countries):
+    scaled, raws, locs, scales = [], [], [], []
+    for country in cfg.countries:
         cols = []
         for p, f in frames:
             if country not in f.columns:
@@ -137,16 +136,22 @@ def covid_jhu(cfg: CovidConfig, data_root=None) -> DataBundle:
         lo, hi = raw[:n_tr].min(0), raw[:n_tr].max(0)
         sc = np.where(hi > lo, (hi - lo) / (1 - MINMAX_LO), 1.0)
         loc = lo - MINMAX_LO * sc
-        data = (raw - loc) / sc  # (n, C)
+        raws.append(raw)
+        scaled.append((raw - loc) / sc)  # (n, C)
         locs.append(loc)
         scales.append(sc)
+    C = scaled[0].shape[1]
+    if cfg.holt_winters:  # one Holt-Winters per country and column, fitted on the training rows
+        parts = hw_baselines_many([d[:, c] for d in scaled for c in range(C)], [n_tr] * (len(scaled) * C), cfg.hw_period, H, cfg.hw_init)
+    splits = {"train": [], "val": [], "test": []}
+    marks = np.zeros((n, 0), np.float32)
+    for ci, (data, raw) in enumerate(zip(scaled, raws)):
         base = base_fc = None
         if cfg.holt_winters:
-            parts = [hw_baselines(data[:, c], n_tr, cfg.hw_period, H, cfg.hw_init) for c in range(data.shape[1])]
-            base = np.stack([b for b, _ in parts], axis=1)  # (n, C)
-            base_fc = np.stack([f for _, f in parts], axis=2)  # (n, H, C)
-        mase = np.array([M.mase_scale(raw[:n_tr, c], cfg.mase_lag) for c in range(raw.shape[1])])  # (C,)
-        marks = np.zeros((n, 0), np.float32)
+            mine = parts[ci * C : (ci + 1) * C]
+            base = np.stack([b for b, _ in mine], axis=1)  # (n, C)
+            base_fc = np.stack([f for _, f in mine], axis=2)  # (n, H, C)
+        mase = np.array([M.mase_scale(raw[:n_tr, c], cfg.mase_lag) for c in range(C)])  # (C,)
         for split, (lo_r, hi_r) in zip(("train", "val", "test"), ((0, n_tr), (n_tr - L, n_tr + n_va), (n_tr + n_va - L, n))):
             sl = slice(lo_r, hi_r)
             splits[split].append(ForecastWindows(

@@ -52,6 +52,54 @@ def _cache_path(y: np.ndarray, period: int, init: str) -> Path:
     return CACHE_DIR / "holt_winters" / f"{h.hexdigest()[:32]}.npy"
 
 
+def _load_cached(path: Path) -> HWParams:
+    v = np.load(path)
+    return HWParams(*map(float, v[:5]), seasons0=v[6:], period=int(v[5]))
+
+
+def _fit_one(args: tuple[np.ndarray, int, str]) -> HWParams:
+    y, period, init = args
+    return fit_holt_winters(y, period, init, cache=True)
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing as mp
+
+    return mp.get_all_start_methods()
+
+
+def fit_many(series: list[np.ndarray], period: int, init: str = "estimated", workers: int = 0) -> list[HWParams]:
+    """Fit many series (cache first); misses run in a process pool of ``workers``
+    (0: one per CPU, at most 8). Results equal sequential fitting."""
+    out: list[HWParams | None] = []
+    todo = []
+    for i, y in enumerate(series):
+        path = _cache_path(np.asarray(y, dtype=np.float64), period, init)
+        if path.exists():
+            out.append(_load_cached(path))
+        else:
+            out.append(None)
+            todo.append(i)
+    workers = workers or min(8, os.cpu_count() or 1)
+    jobs = [(np.asarray(series[i], dtype=np.float64), period, init) for i in todo]
+    fitted = None
+    if len(jobs) > 4 and workers > 1 and "fork" in _start_methods():
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:  # fork: the children only run numpy/statsmodels code
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+                fitted = list(pool.map(_fit_one, jobs, chunksize=4))
+        except (BrokenProcessPool, OSError):
+            fitted = None
+    if fitted is None:
+        fitted = [_fit_one(j) for j in jobs]
+    for i, p in zip(todo, fitted):
+        out[i] = p
+    return out  # type: ignore[return-value]
+
+
 def fit_holt_winters(y: np.ndarray, period: int, init: str = "estimated", cache: bool = True) -> HWParams:
     """Fit additive-trend, additive-season Holt-Winters with statsmodels (cached on disk).
 
@@ -61,8 +109,7 @@ def fit_holt_winters(y: np.ndarray, period: int, init: str = "estimated", cache:
     y = np.asarray(y, dtype=np.float64)
     path = _cache_path(y, period, init)
     if cache and path.exists():
-        v = np.load(path)
-        return HWParams(*map(float, v[:5]), seasons0=v[6:], period=int(v[5]))
+        return _load_cached(path)
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
     m = period if period > 1 and len(y) >= 2 * period + 1 else 1
@@ -120,6 +167,16 @@ def hw_baselines(y: np.ndarray, n_fit: int, period: int, horizon: int, init: str
     p = fit_holt_winters(y[:n_fit], period, init)
     level, trend, season = hw_filter(y, p)
     return level + season, hw_forecasts(level, trend, season, p, horizon)
+
+
+def hw_baselines_many(ys: list[np.ndarray], n_fits: list[int], period: int, horizon: int, init: str = "estimated"):
+    """:func:`hw_baselines` for many series, fitting them in parallel (see :func:`fit_many`)."""
+    params = fit_many([np.asarray(y, dtype=np.float64)[:n] for y, n in zip(ys, n_fits)], period, init)
+    out = []
+    for y, p in zip(ys, params):
+        level, trend, season = hw_filter(y, p)
+        out.append((level + season, hw_forecasts(level, trend, season, p, horizon)))
+    return out
 
 
 def deseasonalise(x: np.ndarray, base: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.registry import register_dataset
 
 from .. import metrics as M
-from .holt_winters import hw_baselines
+from .holt_winters import hw_baselines_many
 
 HORIZON = {"Yearly": 6, "Quarterly": 8, "Monthly": 18, "Weekly": 13, "Daily": 14, "Hourly": 48}
 PERIOD = {"Yearly": 1, "Quarterly": 4, "Monthly": 12, "Weekly": 1, "Daily": 1, "Hourly": 24}
@@ -181,7 +181,7 @@ def series_bundle(ids, train, test, L, H, m, hist, scaling, holt_winters, hw_ini
     scaled, loc, scale = _scale(full, n_fit, scaling)
     base = None
     if holt_winters:
-        base = [hw_baselines(s, n, m, H, hw_init) for s, n in zip(scaled, n_fit)]
+        base = hw_baselines_many(scaled, n_fit, m, H, hw_init)
     n_cuts = max(1, int(round(hist * H)))
     tr_index = [(i, c) for i, n in enumerate(n_fit) for c in range(max(1, n - H - n_cuts + 1), n - H + 1)]
     va_index = [(i, n) for i, n in enumerate(n_fit)]

@@ -20,7 +20,7 @@ Design decisions where the paper is ambiguous (each is a config field unless not
 1. **Per-window normalisation** (``norm``): the look-back window is normalised per
    variate by its mean and population std and the forecast is de-normalised with the
    same statistics (RevIN without the affine part, as Time-Series-Library models do).
-   Off by default for classification.
+   ``norm_affine`` adds RevIN's learnable affine map. Off for classification recipes.
 2. **Decomposition** (``kernel_size``): the Autoformer/DLinear moving average with edge
    replication gives the trend; seasonal = input - trend. ``decomposition=False`` feeds the
    raw input to both heads.
@@ -38,7 +38,8 @@ Design decisions where the paper is ambiguous (each is a config field unless not
    variate-reversed 2-D SSM with their own parameters; their outputs are summed.
 6. **Block** (Mamba-style): pre-LayerNorm -> linear to 2E (E = ``expand * d_model``) split
    into (u, z) -> bidirectional 2-D SSM on u -> multiply by SiLU(z) -> linear back to
-   ``d_model`` -> dropout -> residual. ``n_layers`` blocks per head, final LayerNorm.
+   ``d_model`` -> dropout -> residual. ``n_layers`` blocks per head, then a final
+   LayerNorm (``final_norm``).
 7. **Heads**: forecasting flattens each variate's tokens (T' x D) and maps them linearly
    to the horizon (shared over variates); the two heads' forecasts are summed (the
    decomposition is additive). Classification averages tokens over time, concatenates
@@ -88,6 +89,8 @@ class ChimeraConfig:
     dropout: float = 0.1
     head_dropout: float = 0.0
     norm: bool = True  # per-window normalisation (RevIN-style)
+    norm_affine: bool = False  # RevIN's learnable per-variate affine map after normalising
+    final_norm: bool = True  # LayerNorm on each head's output tokens before the task head
     method: Literal["auto", "loop", "scan_time", "scan_variates"] = "auto"
 
     def validate(self) -> None:
@@ -141,7 +144,7 @@ class ChimeraHead(nn.Module):
             ))
 
         self.blocks = nn.ModuleList(ChimeraBlock(cfg.d_model, cfg.expand, ssm, cfg.bidirectional, cfg.dropout) for _ in range(cfg.n_layers))
-        self.norm_f = nn.LayerNorm(cfg.d_model)
+        self.norm_f = nn.LayerNorm(cfg.d_model) if cfg.final_norm else nn.Identity()
         self.drop = nn.Dropout(cfg.dropout)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,7 +166,7 @@ class Chimera(nn.Module):
     def __init__(self, cfg: ChimeraConfig):
         super().__init__()
         self.cfg = cfg
-        self.window_norm = WindowNorm(cfg.n_vars) if cfg.norm else None
+        self.window_norm = WindowNorm(cfg.n_vars, affine=cfg.norm_affine) if cfg.norm else None
         self.decomp = MovingAvgDecomp(cfg.kernel_size) if cfg.decomposition else None
         self.trend = ChimeraHead(cfg, cfg.trend_dt)
         self.seasonal = ChimeraHead(cfg, cfg.seasonal_dt)
