@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -43,11 +45,15 @@ B, D, N = 8, 256, 16  # defaults; run(..., batch=, width=, state=) overrides the
 
 
 def _peak_bytes(fn: Callable[[], None]) -> int:
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # quieter profiler start/stop logging on stderr
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    evs = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    try:
+        evs = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    except AttributeError:  # a PyTorch without the kineto event API: no memory column
+        return -1
     evs.sort(key=lambda e: e.start_ns())
     live = peak = 0
     for e in evs:
@@ -86,7 +92,7 @@ def _measure(make: Callable[[], tuple], fwd: Callable, reps: int, memory: bool) 
 
     r = {"fwd_s": _time(run_fwd, reps), "fwdbwd_s": _time(run_fwdbwd, reps)}
     if memory:
-        r["fwd_peak_mib"] = _peak_bytes(run_fwd) / 2**20
+        r["fwd_peak_mib"] = _peak_bytes(run_fwd) / 2**20  # -1/2**20 means "not measurable here"
         r["fwdbwd_peak_mib"] = _peak_bytes(run_fwdbwd) / 2**20
     return r
 
@@ -120,9 +126,11 @@ def _s5_pytorch():
 def _rows_for_length(L: int, quick: bool, reps: int, s5_pkg, ref_times: dict, B: int, D: int, N: int) -> list[dict]:
     rows = []
 
-    def add(group, impl, res, ref_key=None, note=""):
+    def add(group, impl, res, note=""):
         row = {"group": group, "impl": impl, "L": L, **res, "note": note}
         rows.append(row)
+        print(f"[bench core] {group}/{impl} L={L}: fwd {res.get('fwd_s', float('nan')):.4f} s, "
+              f"fwd+bwd {res.get('fwdbwd_s', float('nan')):.4f} s", file=sys.stderr, flush=True)
         return row
 
     # --- scans
