@@ -112,3 +112,19 @@ def test_training_memory_is_carried_between_windows_detached():
         p_carry, _ = m(b2, m._carry)
         p_fresh, _ = m(b2)
     assert not torch.allclose(p_carry, p_fresh)
+
+
+def test_receding_vs_open_loop_execution_counts_policy_calls():
+    from ostinato.control.envs import EnvConfig
+    from ostinato.control.evaluate import rollout
+
+    m = create_model("test_muvla", **{**KW, "chunk": 4, "max_tokens": 16})
+    calls = []
+    act = m.act
+    m.act = lambda *a: calls.append(1) or act(*a)
+    env = EnvConfig(env="cue_task", image_size=16, max_episode_steps=8)
+    r = rollout(m, env, [1, 2], execution="receding")
+    assert len(calls) == 8 and r["episode_len"] == 8.0  # a random policy times out; one call per step
+    calls.clear()
+    r = rollout(m, env, [1, 2], execution="open_loop")
+    assert len(calls) == 2 and set(r) >= {"success_once", "success", "wall_time_s"}  # one call per chunk of 4
