@@ -10,14 +10,15 @@ from ostinato.audio.models.complex_nn import (
 from ostinato.audio.stft import STFT, StreamingISTFT, StreamingSTFT, resolve_stft, sqrt_hann
 
 
-def as_complex(x):  # (2, B, C, F, T) -> complex (B, C, F, T)
-    return torch.complex(x[0], x[1])
+def as_complex(x):  # (B, 2C, F, T) -> complex (B, C, F, T)
+    r, i = x.chunk(2, dim=1)
+    return torch.complex(r, i)
 
 
 def test_complex_conv2d_is_complex_convolution():
     torch.manual_seed(0)
     conv = ComplexConv2d(3, 4, (5, 2), (2, 1), (0, 1)).double()
-    x = torch.randn(2, 2, 3, 21, 6, dtype=torch.float64)
+    x = torch.randn(2, 6, 21, 6, dtype=torch.float64)  # 3 complex channels
     w = torch.complex(conv.conv_re.weight, conv.conv_im.weight)
     br, bi = conv.conv_re.bias, conv.conv_im.bias
     want = F.conv2d(as_complex(x), w, stride=(2, 1), padding=(0, 1)) + torch.complex(br - bi, br + bi)[:, None, None]
@@ -29,7 +30,7 @@ def test_complex_conv2d_is_complex_convolution():
 def test_complex_conv_transpose2d_is_complex_transposed_convolution():
     torch.manual_seed(1)
     conv = ComplexConvTranspose2d(4, 3, (6, 2), (2, 1), (0, 1)).double()
-    x = torch.randn(2, 2, 4, 37, 8, dtype=torch.float64)
+    x = torch.randn(2, 8, 37, 8, dtype=torch.float64)  # 4 complex channels
     w = torch.complex(conv.tconv_re.weight, conv.tconv_im.weight)
     br, bi = conv.tconv_re.bias, conv.tconv_im.bias
     want = F.conv_transpose2d(as_complex(x), w, stride=(2, 1), padding=(0, 1)) + torch.complex(br - bi, br + bi)[:, None, None]
@@ -40,37 +41,40 @@ def test_complex_conv_transpose2d_is_complex_transposed_convolution():
 
 def test_complex_batchnorm_normalises_real_and_imaginary_separately():
     bn = ComplexBatchNorm2d(3).train()
-    x = torch.stack([torch.randn(4, 3, 5, 6) * 3 + 2, torch.randn(4, 3, 5, 6) * 0.1 - 1])
+    x = torch.cat([torch.randn(4, 3, 5, 6) * 3 + 2, torch.randn(4, 3, 5, 6) * 0.1 - 1], dim=1)
     y = bn(x)
-    for part in range(2):
-        m = y[part].mean(dim=(0, 2, 3))
-        v = y[part].var(dim=(0, 2, 3), unbiased=False)
+    for part in y.chunk(2, dim=1):
+        m = part.mean(dim=(0, 2, 3))
+        v = part.var(dim=(0, 2, 3), unbiased=False)
         torch.testing.assert_close(m, torch.zeros(3), atol=1e-5, rtol=0)
         torch.testing.assert_close(v, torch.ones(3), atol=5e-3, rtol=0)  # BN eps 1e-5 vs var 0.01
     assert bn.bn_re.running_mean.mean() > 0.1 > bn.bn_im.running_mean.mean()
+    bn.eval()  # one fused call with both parts' statistics equals the two modules
+    xr, xi = x.chunk(2, dim=1)
+    torch.testing.assert_close(bn(x), torch.cat([bn.bn_re(xr), bn.bn_im(xi)], dim=1))
 
 
 def test_cmul_matches_complex_product():
-    a, b = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
-    torch.testing.assert_close(as_complex(cmul(a, b)[:, None]), (torch.complex(a[0], a[1]) * torch.complex(b[0], b[1]))[None])
+    a, b = torch.randn(3, 4, 5), torch.randn(3, 4, 5)
+    torch.testing.assert_close(as_complex(cmul(a, b)), as_complex(a) * as_complex(b))
 
 
 def test_complex_se_global_formula():
     torch.manual_seed(2)
     se = ComplexSE(16, 8, "global").double()
-    x = torch.randn(2, 3, 16, 5, 7, dtype=torch.float64)
+    x = torch.randn(3, 32, 5, 7, dtype=torch.float64)  # 16 complex channels
     y, _ = se(x)
-    zr, zi = x[0].mean(dim=(2, 3)), x[1].mean(dim=(2, 3))
+    xr, xi = x.chunk(2, dim=1)
+    zr, zi = xr.mean(dim=(2, 3)), xi.mean(dim=(2, 3))
     gr = se.fc_r(zr) - se.fc_i(zi)
     gi = se.fc_r(zi) + se.fc_i(zr)
-    torch.testing.assert_close(y[0], x[0] * gr[..., None, None])
-    torch.testing.assert_close(y[1], x[1] * gi[..., None, None])
+    torch.testing.assert_close(y, torch.cat([xr * gr[..., None, None], xi * gi[..., None, None]], dim=1))
 
 
 def test_complex_se_cumulative_is_causal_and_streams():
     torch.manual_seed(3)
     se = ComplexSE(8, 4, "cumulative").double()
-    x = torch.randn(2, 2, 8, 5, 12, dtype=torch.float64)
+    x = torch.randn(2, 16, 5, 12, dtype=torch.float64)
     full, _ = se(x)
     y1, c = se(x[..., :5])
     y2, _ = se(x[..., 5:], c)
@@ -128,3 +132,18 @@ def test_streaming_stft_and_istft_equal_offline(preset):
     out += [syn.push(f), syn.flush(x.shape[1])]
     torch.testing.assert_close(torch.cat(frames, -1), st(x))
     torch.testing.assert_close(torch.cat(out, -1), x)
+
+
+def test_inference_cache_follows_weight_updates():
+    torch.manual_seed(4)
+    conv = ComplexConv2d(2, 3, (3, 2)).eval()
+    bn = ComplexBatchNorm2d(3).eval()
+    x = torch.randn(1, 4, 9, 5)
+    with torch.no_grad():
+        y1 = bn(conv(x))
+        conv.conv_im.weight.add_(0.5)  # in-place updates (optimizer steps, load_state_dict) bump versions
+        bn.bn_im.running_var.mul_(4.0)
+        y2 = bn(conv(x))
+    y3 = bn(conv(x))  # with grad: rebuilt from the parameters
+    assert not torch.allclose(y1, y2)
+    torch.testing.assert_close(y2, y3)

@@ -49,9 +49,9 @@ def test_mask_is_applied_as_complex_multiplication():
     wav = torch.randn(2, 4000)
     spec = m.stft(wav)
     est, mask, _ = m.enhance_spec(spec)
-    u = m.unets[0](torch.stack([spec.real, spec.imag])[:, :, None])[0][:, :, 0]  # raw UNet output
-    cirm = torch.complex(torch.tanh(u[0]), torch.tanh(u[1]))
-    torch.testing.assert_close(torch.complex(mask[0], mask[1]), cirm)
+    u = m.unets[0](torch.stack([spec.real, spec.imag], dim=1))[0]  # raw UNet output (B, 2, F, T)
+    cirm = torch.complex(torch.tanh(u[:, 0]), torch.tanh(u[:, 1]))
+    torch.testing.assert_close(torch.complex(mask[:, 0], mask[:, 1]), cirm)
     torch.testing.assert_close(est, spec * cirm)  # E_r = X_r M_r - X_i M_i, E_i = X_r M_i + X_i M_r
     torch.testing.assert_close(m(wav), m.stft.inverse(est, 4000))
 
@@ -59,7 +59,7 @@ def test_mask_is_applied_as_complex_multiplication():
 def test_double_unet_mask_is_sum_of_tanh():
     torch.manual_seed(0)
     m = create_model("test_frcrn", n_unets=2).eval()
-    x = torch.randn(2, 1, 1, 65, 9)
+    x = torch.randn(1, 2, 65, 9)
     mask, _ = m.masks(x)
     u1, _ = m.unets[0](x)
     u2, _ = m.unets[1](u1)  # UNet 2 takes UNet 1's raw output
@@ -86,11 +86,11 @@ def test_target_mask_handling(mode):
     noisy = torch.randn(1, 4000, generator=g)
     clean = 3 * noisy + 0.1 * torch.randn(1, 4000, generator=g)  # mask real parts near 3
     t = m.target_mask(noisy, clean)
-    assert t.shape == (2, 1, 65, 1 + 4000 // 64)
+    assert t.shape == (1, 2, 65, 1 + 4000 // 64)
     if mode == "released":  # > 2 -> 1, < -2 -> -1: no value of magnitude above 2, many exactly 1
-        assert t.abs().max() <= 2 and (t[0] == 1).float().mean() > 0.5
+        assert t.abs().max() <= 2 and (t[:, 0] == 1).float().mean() > 0.5
     else:
-        assert t.abs().max() <= 2 and (t[0] == 2).float().mean() > 0.5
+        assert t.abs().max() <= 2 and (t[:, 0] == 2).float().mean() > 0.5
 
 
 def test_loss_backward_and_logs():
