@@ -62,6 +62,18 @@ def rollout(model, env_cfg: EnvConfig, seeds: list[int], execution: str = "reced
         raise ConfigError(f"eval.execution={execution!r}: expected 'receding' or 'open_loop'")
     model.eval()
     device = next(model.parameters()).device
+    threads = torch.get_num_threads()
+    if env_cfg.env != "cue_task" and device.type == "cpu":
+        # torch's OpenMP workers and lavapipe's render threads fight for the cores: measured here,
+        # a policy step took 3.4 s with 2 torch threads and 0.08 s with 1 while ManiSkill rendered
+        torch.set_num_threads(1)
+    try:
+        return _rollout(model, env_cfg, seeds, execution, max_steps, parallel, gif_dir, gif_episodes, envs, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _rollout(model, env_cfg, seeds, execution, max_steps, parallel, gif_dir, gif_episodes, envs, device):
     cfg = model.cfg
     P = parallel or (16 if env_cfg.env == "cue_task" else 1)
     own = envs is None
