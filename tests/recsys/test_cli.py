@@ -1,6 +1,8 @@
 """End to end through the CLI: train test_sasrec for one epoch, eval --json, recommend."""
 import json
 
+import pytest
+
 
 def test_train_eval_recommend(cli, tmp_path):
     run = tmp_path / "run"
@@ -31,7 +33,6 @@ def test_train_eval_recommend(cli, tmp_path):
 
 
 def test_malformed_data_is_one_line(tmp_path):
-    import pytest
 
     from ostinato.core import recipe
     from ostinato.core.errors import DataError
@@ -44,3 +45,27 @@ def test_malformed_data_is_one_line(tmp_path):
     with pytest.raises(DataError) as e:
         build_data(cfg)
     assert str(e.value) == f"{bad}:3: expected 'user item' (two integers, item >= 1), got '1 oops'"
+
+
+def test_recipes_resolve():
+    from ostinato.core import recipe
+
+    for name in ("sasrec_games", "sasrec_beauty", "sasrec_ml1m", "test_sasrec"):
+        cfg = recipe.load(f"recsys/{name}")
+        assert cfg.domain == "recsys" and cfg.trainer.mode == "max"
+    games = recipe.load("recsys/sasrec_games")
+    assert (games.data["maxlen"], games.model["d_model"], games.model["n_blocks"], games.model["dropout"]) == (50, 50, 2, 0.5)
+    assert (games.optim.lr, tuple(games.optim.betas), games.data["batch_size"]) == (1e-3, (0.9, 0.98), 128)
+    ml = recipe.load("recsys/sasrec_ml1m")
+    assert (ml.data["maxlen"], ml.model["dropout"]) == (200, 0.2)
+    assert recipe.load("recsys/sasrec_beauty").eval["protocol"] == "full"
+
+
+@pytest.mark.slow
+def test_bench_quick(cli, shared_data, tmp_path):
+    out = tmp_path / "bench.json"
+    r = cli("bench", "recsys", "--quick", "--out", out, env={"OSTINATO_DATA": str(shared_data)}, timeout=1800)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert res["epochs"] == 3 and res["s_per_epoch"] > 0 and 0 < res["test"]["sampled_ndcg@10"] < 1
+    assert "sampled HR@10" in r.stdout and "paper (Kang & McAuley 2018)" in r.stdout
