@@ -168,7 +168,7 @@ def sample_excluding(rngs: list[np.random.Generator], need: np.ndarray, excl_row
     n_excl = np.bincount(keys // K, minlength=B)  # distinct excluded items per row
     full = np.flatnonzero((n_excl >= n_items) & (need > 0))
     if len(full):
-        raise DataError(f"row {full[0]} of the batch has interacted with all {n_items} items: no negative can be drawn")
+        raise DataError(f"a user has interacted with all {n_items} items: no negative item can be drawn for it")
     p_ok = np.maximum(1.0 - n_excl / n_items, 1e-3)
     out_rows, out_items = [], []
     todo = np.flatnonzero(need > 0)
