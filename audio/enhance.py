@@ -1,7 +1,7 @@
 """Enhancement of files of any length with bounded memory, and the ``ostinato enhance`` verb.
 
     ostinato enhance CHECKPOINT in.wav [more.wav ...] -o OUTDIR [--chunk-seconds S]
-                     [--spectrogram out.png] [--keep-rate] [--threads N]
+                     [--spectrogram out.png] [--keep-rate] [--threads N] [--official]
 
 Each input (any sample rate soundfile reads; mono, or multi-channel averaged to mono) is
 read block by block, resampled to the model's rate with torchaudio (``BlockResampler``:
@@ -202,7 +202,12 @@ def cmd_enhance(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, _, _ = load_run(args.checkpoint, build_data_too=False)
+    if args.official:
+        from .models.frcrn import load_official
+
+        model = load_official(args.checkpoint)
+    else:
+        model, _, _ = load_run(args.checkpoint, build_data_too=False)
     model.eval()
     if not hasattr(model, "stream") or not hasattr(model, "sample_rate"):
         raise ConfigError(f"{args.checkpoint}: not an audio enhancement model (got {type(model).__name__})")
@@ -238,4 +243,6 @@ def add_cli(sub) -> None:
     p.add_argument("--spectrogram", help="save noisy and enhanced spectrograms side by side to this PNG")
     p.add_argument("--keep-rate", action="store_true", help="write at the input's sample rate (default: the model's)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--official", action="store_true",
+                   help="CHECKPOINT is a released ClearerVoice FRCRN_SE_16K checkpoint (loaded into frcrn_double)")
     p.set_defaults(func=cmd_enhance)

@@ -145,3 +145,41 @@ def test_official_key_mapping():
     assert official_key("model.unet.fsmn_enc0.fsmn_re_L1.linear.weight") is None  # never called
     assert official_key("model.unet.fsmn.fsmn_im_L2.conv1.weight") == "unets.0.fsmn.cfsmn.fsmn_im_L2.conv1.weight"
     assert official_key("model.stft.weight") is None
+
+
+def _to_official_keys(sd):
+    """Our frcrn_double state dict under the released key names (inverse of official_key)."""
+    import re
+
+    out = {}
+    for k, v in sd.items():
+        m = re.match(r"unets\.(\d)\.(.+)", k)
+        unet, rest = ("unet" if m.group(1) == "0" else "unet2"), m.group(2)
+        rest = re.sub(r"^encoders\.(\d+)\.", r"encoder\1.", rest)
+        rest = re.sub(r"^decoders\.(\d+)\.conv\.", r"decoder\1.transconv.", rest)
+        rest = re.sub(r"^decoders\.(\d+)\.bn\.", r"decoder\1.bn.", rest)
+        rest = re.sub(r"^fsmn_enc\.(\d+)\.cfsmn\.", lambda mm: f"fsmn_enc{int(mm.group(1)) + 1}.", rest)
+        rest = re.sub(r"^fsmn_dec\.(\d+)\.cfsmn\.", r"fsmn_dec\1.", rest)
+        rest = re.sub(r"^se_enc\.(\d+)\.", r"se_layer_enc\1.", rest)
+        rest = re.sub(r"^se_dec\.(\d+)\.", r"se_layer_dec\1.", rest)
+        rest = re.sub(r"^fsmn\.cfsmn\.", "fsmn.", rest)
+        out[f"module.model.{unet}.{rest}"] = v
+    out["module.model.stft.weight"] = torch.zeros(642, 1, 640)  # frozen kernels: dropped
+    return out
+
+
+def test_load_official_checkpoint(tmp_path):
+    from ostinato.audio.models.frcrn import load_official
+
+    torch.manual_seed(0)
+    src = _randomize_bn(create_model("frcrn_double")).eval()
+    torch.save({"model": _to_official_keys(src.state_dict())}, tmp_path / "last_best_checkpoint.pt")
+    m = load_official(tmp_path / "last_best_checkpoint.pt")
+    x = torch.randn(1, 3200) * 0.1
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), src(x))
+    from ostinato.audio.models.frcrn import load_official_state_dict
+
+    bad = {k: v for k, v in _to_official_keys(src.state_dict()).items() if "encoder3" not in k}
+    with pytest.raises(ConfigError, match="lacks"):
+        load_official_state_dict(m, bad)
