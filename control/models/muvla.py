@@ -23,6 +23,10 @@ baseline (same network, nothing carried). Training (``loss``) is stateful like m
 episodic loader: each batch is the next window of every stream of episodes
 (:class:`ostinato.control.data.episodic.EpisodicWindows`), and the memory reached at the end
 of one window is carried, detached, into the next; ``is_first`` resets a sample to M0.
+The carried memory is not part of a checkpoint: a run resumed in the middle of an epoch
+starts its first window from M0 (as if every stream began an episode there), so resume is
+exact only at epoch boundaries. The loader hands out pre-batched windows (batch_size 1), so
+multi-process data parallel is not supported for these policies.
 """
 from __future__ import annotations
 
