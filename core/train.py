@@ -353,7 +353,8 @@ def fit(
             pos["elapsed"] = time.time() - t0
             running["train/loss"] = running.get("train/loss", 0.0) + loss.item()
             for k, v in (logs or {}).items():
-                running[f"train/{k}"] = running.get(f"train/{k}", 0.0) + float(v)
+                if k != "loss":  # train/loss is the optimised loss itself, logged above
+                    running[f"train/{k}"] = running.get(f"train/{k}", 0.0) + float(v)
             running["_n"] = running.get("_n", 0) + 1
             if bar is not None:
                 bar.update(1)
