@@ -6,8 +6,11 @@ Rows, all fp32 on the CPU, batch B=8, width D=256 (quick: L in {256, 1024}; full
 - ``scan/*``: h_t = a_t h_{t-1} + b_t on a (B, L, D) state, every method of
   ``ostinato.core.scan`` against the sequential loop (the reference).
 - ``selective/*``: the Mamba selective scan (d_inner D=256, d_state N=16, input-dependent
-  Δ, B, C; D skip and z gate included), chunked fast path against ``selective_scan_ref``
-  (the step-by-step loop).
+  Δ, B, C; D skip and z gate included), the chunked fast path (the default) against
+  ``selective_scan_ref`` (the step-by-step loop); in the full run (or with ``--compiled``) also
+  the opt-in ``method="compiled"`` path (torch.compile'd chunk kernels), whose row notes the
+  time of its first forward+backward call, which includes compiling (the first length
+  compiles, the second recompiles once for symbolic strides; inductor caches on disk).
 - ``s5/*``: our S5 SSM against ``s5-pytorch`` 0.2.1 (``s5.S5``), both with H=256 and P=16
   complex states (ours with conj_sym off so the state counts match), ZOH; the s5-pytorch row
   says so when the package is not installed (``pip install s5-pytorch``).
@@ -76,6 +79,15 @@ def _time(fn: Callable[[], None], reps: int) -> float:
     return best
 
 
+def _first_call(make: Callable[[], tuple], fwd: Callable) -> float:
+    """Seconds of one forward+backward call (for the compiled path: includes compiling)."""
+    leaves = [x.detach().requires_grad_(x.is_floating_point()) for x in make()]
+    t0 = time.perf_counter()
+    out = fwd(*leaves)
+    sum(o.sum() for o in (out if isinstance(out, (tuple, list)) else (out,)) if o is not None).backward()
+    return time.perf_counter() - t0
+
+
 def _measure(make: Callable[[], tuple], fwd: Callable, reps: int, memory: bool) -> dict:
     """make() -> inputs (leaves); fwd(*inputs) -> tensor or tuple of tensors."""
     inputs = make()
@@ -123,7 +135,8 @@ def _s5_pytorch():
     return s5_pkg
 
 
-def _rows_for_length(L: int, quick: bool, reps: int, s5_pkg, ref_times: dict, B: int, D: int, N: int) -> list[dict]:
+def _rows_for_length(L: int, quick: bool, reps: int, s5_pkg, ref_times: dict, B: int, D: int, N: int,
+                     compiled: bool = False) -> list[dict]:
     rows = []
 
     def add(group, impl, res, note=""):
@@ -154,6 +167,13 @@ def _rows_for_length(L: int, quick: bool, reps: int, s5_pkg, ref_times: dict, B:
                    note=f"extrapolated linearly from L={base}; not run")
     r = add("selective", "chunked (ours)", _measure(lambda: _selective_inputs(L, B, D, N), sel("chunked"), reps, True))
     r["speedup_fwd"], r["speedup_fwdbwd"] = sref["fwd_s"] / r["fwd_s"], sref["fwdbwd_s"] / r["fwdbwd_s"]
+    if compiled:
+        first = _first_call(lambda: _selective_inputs(L, B, D, N), sel("compiled"))
+        r = add("selective", "compiled (opt-in, torch.compile)",
+                _measure(lambda: _selective_inputs(L, B, D, N), sel("compiled"), reps, True),
+                note=f"first fwd+bwd call {first:.1f} s (includes any compile)")
+        r["first_call_s"] = first
+        r["speedup_fwd"], r["speedup_fwdbwd"] = sref["fwd_s"] / r["fwd_s"], sref["fwdbwd_s"] / r["fwdbwd_s"]
 
     # --- S5
     torch.manual_seed(0)
@@ -189,19 +209,21 @@ def print_table(rows: list[dict]) -> None:
 
 
 def run(quick: bool = False, out: Path | None = None, *, lengths: list[int] | None = None,
-        batch: int = B, width: int = D, state: int = N) -> dict:
+        batch: int = B, width: int = D, state: int = N, compiled: bool | None = None) -> dict:
     """Run the core benchmark, print the table, write JSON to ``out`` if given, return the dict.
 
     ``lengths``/``batch``/``width``/``state`` override the benchmark's shape (the tests use
-    tiny ones); the defaults are the issue's B=8, D=256, N=16.
+    tiny ones); the defaults are the issue's B=8, D=256, N=16. ``compiled`` adds the opt-in
+    compiled selective scan rows (default: in the full run only; compiling takes minutes).
     """
+    compiled = (not quick) if compiled is None else compiled
     lengths = lengths or ([256, 1024] if quick else [256, 1024, 4096, 16384])
     reps = 1 if quick else 3
     s5_pkg = _s5_pytorch()
     rows, ref_times = [], {}
     t0 = time.perf_counter()
     for L in lengths:
-        rows += _rows_for_length(L, quick, reps, s5_pkg, ref_times, batch, width, state)
+        rows += _rows_for_length(L, quick, reps, s5_pkg, ref_times, batch, width, state, compiled)
     result = {
         "benchmark": "ostinato bench core" + (" --quick" if quick else ""),
         "shape": {"B": batch, "D": width, "N": state, "lengths": lengths, "dtype": "float32"},
@@ -227,5 +249,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", type=Path)
+    p.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=None,
+                   help="include the opt-in compiled selective scan rows (default: full run only)")
     a = p.parse_args()
-    run(a.quick, a.out)
+    run(a.quick, a.out, compiled=a.compiled)
