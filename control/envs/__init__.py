@@ -40,6 +40,7 @@ class EnvConfig:
     control_mode: str = ""  # "" = the oracle's mode (pd_ee_delta_pos / pd_joint_pos) or the env default
     lowpoly: bool = True  # decimated Panda visual meshes (3x faster CPU rendering)
     max_episode_steps: int = 0  # 0 = the task's default
+    cue_agent_visible: bool = False  # cue_task only: draw the agent and give its position (leaks the choice after one move)
 
 
 def make_env(cfg: EnvConfig | None = None, **kw) -> gym.Env:
@@ -48,7 +49,8 @@ def make_env(cfg: EnvConfig | None = None, **kw) -> gym.Env:
     if cfg.env == "cue_task":
         from .cue import CueTask
 
-        return CueTask(image_size=cfg.image_size, **({"max_steps": cfg.max_episode_steps} if cfg.max_episode_steps else {}))
+        kw = {"max_steps": cfg.max_episode_steps} if cfg.max_episode_steps else {}
+        return CueTask(image_size=cfg.image_size, agent_visible=cfg.cue_agent_visible, **kw)
     if cfg.env not in ENV_NAMES:
         raise ConfigError(f"unknown env {cfg.env!r}; see `ostinato ls envs` (e.g. cue_task, PushCube-v1, RememberColor3-v0)")
     from .maniskill import ManiSkillEnv

@@ -1,19 +1,36 @@
 """A pure-gymnasium memory task (no simulator), shaped like MIKASA-Robo's RememberColor.
 
 Episode (defaults): a coloured cue square is shown at the centre for ``cue_steps`` steps,
-then the screen is empty (only the agent) for ``delay_steps`` steps, then ``n_targets``
-squares of distinct colours appear at fixed places on a circle, in a random colour order.
-The agent (a white dot, continuous 2-D velocity action in [-1, 1]^2) must touch the target
-whose colour matches the cue: touching it ends the episode with success (reward 1), touching
-another ends it without. Timeout: ``max_steps``.
+then the screen is empty for ``delay_steps`` steps, then ``n_targets`` squares of distinct
+colours appear at fixed places on an arc above the agent's start, in a random colour order
+(a fresh permutation every episode, independent of the cue). The agent (continuous 2-D
+velocity action in [-1, 1]^2, ``speed`` per step) must touch the target whose colour
+matches the cue: touching it ends the episode with success (reward 1), touching another
+ends it without. Timeout: ``max_steps``.
 
-The cue is gone when the targets appear, so a policy without memory picks a target at chance
-(1/``n_targets``); a policy that remembers the cue can reach 1.0.
+**Why every post-reveal step needs memory.** By default (``agent_visible=False``) the agent
+is not drawn in the observation and ``proprio`` is only the elapsed-time fraction ``t /
+max_steps``: nothing the policy sees after the reveal depends on where it is or where it is
+heading. The oracle's action after the reveal is the (constant) full-speed direction from
+the start to the goal, so the correct action at *every* step after the reveal is a function
+of the remembered cue colour and the current image (where that colour is). A memoryless
+policy sees the same observation whatever the cue was; behaviour cloning then gives it the
+per-coordinate median of the three directions, straight up, which reaches the middle
+target: success 1/3 = chance. With ``agent_visible=True`` (the earlier version of this
+task) the agent is drawn and ``proprio`` is ``[x, y, vx, vy, t / max_steps]``: there the
+agent's position reveals its choice after the first move, so only one step per episode
+needs memory and the BC signal for memory is weak.
 
-Observation (the same API as the ManiSkill wrappers): ``{"rgb": (S, S, 3) uint8, "proprio":
-(4,) float32 [x, y, vx, vy], "instruction": str}``, rendered with numpy.
-:meth:`CueTask.oracle_action` is the privileged expert used for demonstrations: it waits
-until the targets appear, then moves straight to the correct one.
+The cue, the delay and the choice are timed as in RememberColor (cue, blank delay, shuffled
+targets). Because the target order is drawn independently of the cue, nothing before the
+reveal predicts the direction of the move: the memory must carry the cue from the last cue
+step to the reveal (``delay_steps + 1`` steps), so a TBPTT window K shorter than that gives
+the memory no gradient to learn from (see the control README).
+
+Observation (the API of the ManiSkill wrappers): ``{"rgb": (S, S, 3) uint8, "proprio": (1,)
+or (5,) float32, "instruction": str}``, rendered with numpy. :meth:`render` (GIFs) always
+draws the agent (a white dot). :meth:`CueTask.oracle_action` is the privileged expert used
+for demonstrations: it waits until the targets appear, then moves straight to the goal.
 """
 from __future__ import annotations
 
@@ -27,6 +44,8 @@ PALETTE = np.array(
      [128, 0, 0], [255, 128, 0], [0, 128, 128]], dtype=np.uint8
 )
 INSTRUCTION = "remember the colour of the cue, then touch the target of that colour"
+START = np.array([0.0, -0.6], np.float32)  # the agent's start (and position during cue and delay)
+ARC_RADIUS = 1.0  # targets lie on an arc of this radius around START, from 150 to 30 degrees
 
 
 class CueTask(gym.Env):
@@ -43,20 +62,23 @@ class CueTask(gym.Env):
         max_steps: int = 24,
         speed: float = 0.15,
         target_radius: float = 0.2,
+        agent_visible: bool = False,
         render_mode: str | None = "rgb_array",
     ):
         if not 2 <= n_targets <= len(PALETTE):
             raise ValueError(f"n_targets={n_targets}: expected 2..{len(PALETTE)}")
-        self.n_targets, self.size = n_targets, image_size
+        self.n_targets, self.size, self.agent_visible = n_targets, image_size, agent_visible
         self.cue_steps, self.delay_steps, self.max_steps = cue_steps, delay_steps, max_steps
-        self.speed, self.radius, self.render_mode = speed, target_radius, render_mode
-        ang = np.pi / 2 + 2 * np.pi * np.arange(n_targets) / n_targets
-        self.target_xy = (0.7 * np.stack([np.cos(ang), np.sin(ang)], -1)).astype(np.float32)  # (n, 2)
+        self.speed, self.render_mode = speed, render_mode
+        ang = np.deg2rad(np.linspace(150.0, 30.0, n_targets))  # (n,) left to right
+        self.target_xy = (START + ARC_RADIUS * np.stack([np.cos(ang), np.sin(ang)], -1)).astype(np.float32)  # (n, 2)
+        chord = 2 * ARC_RADIUS * np.sin((ang[0] - ang[1]) / 2)
+        self.radius = float(min(target_radius, 0.45 * chord))  # touching areas never overlap
         self.instruction = INSTRUCTION
         self.observation_space = spaces.Dict(
             {
                 "rgb": spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
-                "proprio": spaces.Box(-np.inf, np.inf, (4,), np.float32),
+                "proprio": spaces.Box(-np.inf, np.inf, (5 if agent_visible else 1,), np.float32),
                 "instruction": spaces.Text(max_length=256, charset=frozenset(INSTRUCTION + "abcdefghijklmnopqrstuvwxyz ")),
             }
         )
@@ -73,7 +95,7 @@ class CueTask(gym.Env):
         self.cue = int(rng.integers(self.n_targets))  # index into PALETTE
         self.order = rng.permutation(self.n_targets)  # target i has colour PALETTE[order[i]]
         self.goal = int(np.flatnonzero(self.order == self.cue)[0])
-        self.pos = rng.normal(0.0, 0.05, 2).astype(np.float32)
+        self.pos = START.copy()
         self.vel = np.zeros(2, np.float32)
         self.t = 0
         return self._obs(), {"success": False, "oracle_goal": self.goal}
@@ -113,7 +135,7 @@ class CueTask(gym.Env):
         r, c = self._px(xy)
         img[max(r - half, 0) : r + half + 1, max(c - half, 0) : c + half + 1] = colour
 
-    def render(self) -> np.ndarray:
+    def _frame(self, agent: bool) -> np.ndarray:
         s = self.size
         img = np.full((s, s, 3), 40, np.uint8)  # (S, S, 3)
         half = max(1, s // 16)
@@ -122,9 +144,15 @@ class CueTask(gym.Env):
         if self.targets_visible:
             for i in range(self.n_targets):
                 self._square(img, self.target_xy[i], half, PALETTE[self.order[i]])
-        self._square(img, self.pos, max(1, half // 2), (255, 255, 255))
+        if agent:
+            self._square(img, self.pos, max(1, half // 2), (255, 255, 255))
         return img
 
+    def render(self) -> np.ndarray:
+        """The frame with the agent drawn (for GIFs; the observation omits it unless ``agent_visible``)."""
+        return self._frame(True)
+
     def _obs(self) -> dict:
-        prop = np.concatenate([self.pos, self.vel]).astype(np.float32)
-        return {"rgb": self.render(), "proprio": prop, "instruction": self.instruction}
+        clock = np.array([self.t / self.max_steps], np.float32)
+        prop = np.concatenate([self.pos, self.vel, clock]) if self.agent_visible else clock
+        return {"rgb": self._frame(self.agent_visible), "proprio": prop.astype(np.float32), "instruction": self.instruction}

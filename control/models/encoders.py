@@ -25,16 +25,20 @@ def tokenize(text: str, vocab: int = 512, max_len: int = 16) -> np.ndarray:
     return ids
 
 
-def make_image_encoder(name: str, pretrained: bool, stage: int = -1) -> nn.Module:
-    """``timm.create_model(name, features_only=True, out_indices=(stage,))``: pretrained weights
-    when reachable. ``stage`` picks the feature level (e.g. 2 = stride 8 for mobilenetv3), so
-    small images keep a spatial map and the later stages are not computed.
+def make_image_encoder(name: str, pretrained: bool, stage: int = -1, args: dict | None = None) -> nn.Module:
+    """``timm.create_model(name, features_only=True, out_indices=(stage,), **args)``: pretrained
+    weights when reachable. ``stage`` picks the feature level (e.g. 2 = stride 8 for
+    mobilenetv3 and resnets), so small images keep a spatial map and the later stages are not
+    computed. ``args`` are the model's own keywords, e.g. ``{"channels": [16, 32, 64, 128],
+    "stem_width": 8}`` for a narrow ``resnet10t`` (then ``pretrained`` cannot apply).
 
     Offline (no hub access) ``pretrained=True`` falls back to random init with a warning.
     """
     import timm
 
-    kw = dict(features_only=True, out_indices=(stage,))
+    kw = dict(features_only=True, out_indices=(stage,), **(args or {}))
+    if "channels" in kw:
+        kw["channels"] = tuple(kw["channels"])
     if pretrained:
         try:
             return timm.create_model(name, pretrained=True, **kw)
@@ -47,12 +51,12 @@ class StepEncoder(nn.Module):
     """Observation of one step -> (N, n_obs_tokens, d) tokens and their padding mask."""
 
     def __init__(self, d_model: int, image_channels: int, proprio_dim: int, encoder: str, pretrained: bool,
-                 image_grid: int, vocab: int, max_tokens: int, encoder_stage: int = -1):
+                 image_grid: int, vocab: int, max_tokens: int, encoder_stage: int = -1, encoder_args: dict | None = None):
         super().__init__()
         self.n_cams = image_channels // 3
         self.grid, self.vocab, self.max_tokens = image_grid, vocab, max_tokens
         if self.n_cams:
-            self.cnn = make_image_encoder(encoder, pretrained, encoder_stage)
+            self.cnn = make_image_encoder(encoder, pretrained, encoder_stage, encoder_args)
             ch = self.cnn.feature_info.channels()[-1]
             cfg = getattr(self.cnn, "pretrained_cfg", None) or {}
             mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))

@@ -30,7 +30,7 @@ multi-process data parallel is not supported for these policies.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -57,6 +57,7 @@ class MuVLAConfig:
     encoder: str = "mobilenetv3_small_050"  # any timm model with features_only
     pretrained: bool = False  # honoured when the weights are reachable
     encoder_stage: int = 2  # feature level used (mobilenetv3: 2 = stride 8); -1 = the last
+    encoder_args: dict = field(default_factory=dict)  # timm.create_model keywords, e.g. {channels: [16, 32, 64, 128]}
     image_grid: int = 4  # image tokens per camera = image_grid ** 2 (adaptive average pooling)
     # backbone
     d_model: int = 128
@@ -85,7 +86,8 @@ class MuVLAPolicy(nn.Module):
         self.cfg = cfg
         d = cfg.d_model
         self.obs = StepEncoder(d, cfg.image_channels, cfg.proprio_dim, cfg.encoder, cfg.pretrained,
-                               cfg.image_grid, cfg.vocab, cfg.max_tokens, cfg.encoder_stage)
+                               cfg.image_grid, cfg.vocab, cfg.max_tokens, cfg.encoder_stage,
+                               cfg.encoder_args)
         self.queries = nn.Parameter(torch.randn(cfg.chunk, d) * 0.02)  # (C, d) action queries
         tcfg = TransformerConfig(d_model=d, n_heads=cfg.n_heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout,
                                  n_layers=cfg.n_layers, causal=False)

@@ -11,7 +11,7 @@ detached state between windows of the episodic loader.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -35,6 +35,7 @@ class LSTMPolicyConfig:
     encoder: str = "mobilenetv3_small_050"
     pretrained: bool = False
     encoder_stage: int = 2
+    encoder_args: dict = field(default_factory=dict)  # timm.create_model keywords
     image_grid: int = 4
     d_model: int = 128
     n_layers: int = 2
@@ -57,7 +58,8 @@ class LSTMPolicy(nn.Module):
         self.cfg = cfg
         d = cfg.d_model
         self.obs = StepEncoder(d, cfg.image_channels, cfg.proprio_dim, cfg.encoder, cfg.pretrained,
-                               cfg.image_grid, cfg.vocab, cfg.max_tokens, cfg.encoder_stage)
+                               cfg.image_grid, cfg.vocab, cfg.max_tokens, cfg.encoder_stage,
+                               cfg.encoder_args)
         self.n_img = self.obs.n_tokens - 1 - cfg.max_tokens
         self.queries = nn.Parameter(torch.randn(cfg.chunk, d) * 0.02)  # (C, d)
         self.backbone = Transformer(TransformerConfig(d_model=d, n_heads=cfg.n_heads, mlp_ratio=cfg.mlp_ratio,

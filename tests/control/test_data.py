@@ -19,33 +19,78 @@ def _episodes(lengths):
     return eps
 
 
-def test_cue_task_memory_structure_and_oracle():
-    env = CueTask(image_size=32)
-    obs, info = env.reset(seed=3)
-    assert obs["rgb"].shape == (32, 32, 3) and obs["proprio"].shape == (4,) and isinstance(obs["instruction"], str)
-    cue_frame = obs["rgb"].copy()
-    assert (cue_frame == env.render()).all()
-    seen_targets, done, t = [], False, 0
-    while not done:
-        obs, r, term, trunc, info = env.step(env.oracle_action())
-        t += 1
-        done = term or trunc
-        seen_targets.append(env.targets_visible)
-    assert info["success"] and r == 1.0 and term
-    assert not any(seen_targets[: env.cue_steps + env.delay_steps - 1])  # the cue is gone before the choice
-    # a wrong target ends the episode without success
-    env.reset(seed=3)
-    wrong = (env.goal + 1) % env.n_targets
+def _drive_to(env, target):
+    """Wait for the reveal, then go straight to target ``target``; returns the last info."""
     for _ in range(env.max_steps):
         if env.targets_visible:
-            d = env.target_xy[wrong] - env.pos
-            a = d / env.speed / max(1.0, float(np.abs(d / env.speed).max()))
+            d = (env.target_xy[target] - env.pos) / env.speed
+            a = d / max(1.0, float(np.abs(d).max()))
         else:
             a = np.zeros(2)
         _, _, term, trunc, info = env.step(a)
         if term or trunc:
-            break
-    assert term and not info["success"]
+            return term, info
+    raise AssertionError("episode did not end")
+
+
+def test_cue_task_memory_structure_and_oracle():
+    env = CueTask(image_size=32)
+    obs, info = env.reset(seed=3)
+    assert obs["rgb"].shape == (32, 32, 3) and obs["proprio"].shape == (1,) and isinstance(obs["instruction"], str)
+    seen_targets, done, frames, props = [], False, [obs["rgb"]], [obs["proprio"]]
+    while not done:
+        obs, r, term, trunc, info = env.step(env.oracle_action())
+        done = term or trunc
+        seen_targets.append(env.targets_visible)
+        frames.append(obs["rgb"])
+        props.append(obs["proprio"])
+    assert info["success"] and r == 1.0 and term
+    assert not any(seen_targets[: env.cue_steps + env.delay_steps - 1])  # the cue is gone before the choice
+    # after the reveal the observation does not depend on where the agent is: the frames are
+    # identical while it moves, proprio is the clock, the oracle action is constant
+    reveal = env.cue_steps + env.delay_steps
+    assert all((f == frames[reveal]).all() for f in frames[reveal:])
+    assert np.allclose(np.concatenate(props), np.arange(len(props)) / env.max_steps)
+    assert not (env.render() == frames[-1]).all()  # GIF frames draw the agent
+    # a wrong target ends the episode without success; every target is reachable
+    for target in range(env.n_targets):
+        env.reset(seed=3)
+        term, info = _drive_to(env, target)
+        assert term and info["success"] == (target == env.goal)
+    # the choice does not depend on the cue alone: colours are re-shuffled every episode
+    goals, cues = [], []
+    for s in range(60):
+        env.reset(seed=s)
+        goals.append(env.goal)
+        cues.append(env.cue)
+    assert len(set(zip(cues, goals))) == 9
+
+
+def test_cue_task_memoryless_median_policy_is_at_chance():
+    """BC without memory regresses the per-coordinate median of the oracle's directions:
+    straight up, which reaches the middle target, so success is 1/3."""
+    env = CueTask(image_size=16)
+    env.reset(seed=0)
+    dirs = []
+    for g in range(env.n_targets):
+        d = env.target_xy[g] - env.pos
+        dirs.append(d / np.abs(d).max())
+    med = np.median(np.stack(dirs), 0)
+    wins = 0
+    for s in range(90):
+        env.reset(seed=s)
+        for _ in range(env.max_steps):
+            _, _, term, trunc, info = env.step(med if env.targets_visible else np.zeros(2))
+            if term or trunc:
+                break
+        wins += info["success"]
+    assert abs(wins / 90 - 1 / 3) < 0.12
+
+
+def test_cue_task_visible_agent_variant():
+    env = make_env(EnvConfig(env="cue_task", image_size=16, cue_agent_visible=True))
+    obs, _ = env.reset(seed=0)
+    assert obs["proprio"].shape == (5,) and (obs["rgb"] == env.render()).all()
 
 
 def test_collect_and_npz_roundtrip(tmp_path):
@@ -54,7 +99,7 @@ def test_collect_and_npz_roundtrip(tmp_path):
     assert [p.name for p in paths] == ["ep_000000.npz", "ep_000001.npz", "ep_000002.npz"]
     ep = load_episode(paths[0])
     T = len(ep["action"])
-    assert ep["rgb"].shape == (T, 16, 16, 3) and ep["proprio"].shape == (T, 4) and ep["action"].shape == (T, 2)
+    assert ep["rgb"].shape == (T, 16, 16, 3) and ep["proprio"].shape == (T, 1) and ep["action"].shape == (T, 2)
     assert ep["is_first"][0] and not ep["is_first"][1:].any() and ep["is_last"][-1] and ep["success"][-1]
     assert str(ep["env"]) == "cue_task" and int(ep["seed"]) == 5
     assert len(load_episodes(tmp_path)) == 3

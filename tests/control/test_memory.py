@@ -118,7 +118,7 @@ def test_receding_vs_open_loop_execution_counts_policy_calls():
     from ostinato.control.envs import EnvConfig
     from ostinato.control.evaluate import rollout
 
-    m = create_model("test_muvla", **{**KW, "chunk": 4, "max_tokens": 16})
+    m = create_model("test_muvla", **{**KW, "proprio_dim": 1, "chunk": 4, "max_tokens": 16})  # cue task: proprio = clock
     calls = []
     act = m.act
     m.act = lambda *a: calls.append(1) or act(*a)
