@@ -123,7 +123,6 @@ def seasonality_test(x, m: int) -> bool:
 def seasonal_indices(x, m: int) -> np.ndarray:
     """Classical multiplicative decomposition: (m,) indices for phases 0..m-1 of ``x``."""
     x = _np(x)
-    n = len(x)
     if m % 2 == 0:  # centred 2 x m moving average
         w = np.r_[0.5, np.ones(m - 1), 0.5] / m
     else:

@@ -24,7 +24,7 @@ the training data (MES-LSTM's offline ES). The adapter only sees windows, so in
 ``forward`` each encoder window is MinMax-scaled to (1e-5, 1) and the recursion is re-run
 over the window with its group's parameters from statsmodels' heuristic initial state
 (level and trend from the first two seasons); the LSTM(50, relu) sees the de-levelled,
-deseasonalised window and its output is added to the Holt-Winters forecast and descaled.
+deseasonalised window and its output is added to the projected level and season and descaled.
 Intervals come from a quantile head trained with ``QuantileLoss`` (pinball) instead of the
 original Bayesian layer, so ``predict(mode="quantiles")`` works. Use
 ``target_normalizer=None`` in the dataset (the model scales each window itself). Unseen
@@ -108,7 +108,7 @@ class MESLSTMForecaster(BaseModel):
         self.n_q = n_q
 
     def holt_winters(self, z: torch.Tensor, groups: torch.Tensor):
-        """Windowed additive HW: z (B, T) -> in-sample level+season (B, T), forecast (B, H)."""
+        """Windowed additive HW: z (B, T) -> in-sample level+season (B, T), projected level+season (B, H)."""
         m, H = self.hparams.period, self.hparams.pred_len
         g = groups.long()
         known = g < len(self.hw)
@@ -131,7 +131,7 @@ class MESLSTMForecaster(BaseModel):
         h = torch.arange(1, H + 1, device=z.device)
         full = torch.stack(seas, 1)  # (B, m + T): s_{1-m} .. s_{T-1}
         idx = z.shape[1] + ((h - 1) % m)  # index of s_{T-1+h-m(k+1)} in full
-        fc = level[:, None] + h[None] * trend[:, None] + full[:, idx]  # (B, H)
+        fc = level[:, None] + full[:, idx]  # (B, H): level and season projected (MES-LSTM baseline)
         return base, fc
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,6 +1,5 @@
 """The evaluator: TSLib scale conventions (normalised vs inverse), interval coverage as
 counted from the model's own intervals, and the per-series (M4) protocol."""
-import numpy as np
 import pytest
 import torch
 

@@ -53,6 +53,15 @@ def test_deseasonalise_round_trip(series):
     np.testing.assert_allclose(reseasonalise(np.zeros(6), fc[149]), fc[149])
 
 
+def test_baseline_is_projected_level_and_season(series):
+    base, proj = hw_baselines(series, 150, 12, 6)
+    p = fit_holt_winters(series[:150], 12)
+    level, trend, season = hw_filter(series, p)
+    np.testing.assert_allclose(base, level + season)
+    full = hw_forecasts(level, trend, season, p, 6)  # the trend is left to the LSTM
+    np.testing.assert_allclose(proj, full - np.arange(1, 7)[None] * trend[:, None], atol=1e-12)
+
+
 def test_cache_round_trip(tmp_path, monkeypatch, series):
     import ostinato.timeseries.data.holt_winters as hw
 
@@ -74,6 +83,21 @@ def test_mes_lstm_uses_the_baselines():
     # the LSTM sees x - x_base and its output is shifted by y_base
     p2 = m.predict({"x": x + 5.0, "x_base": xb + 5.0, "y_base": yb + 1.0})
     torch.testing.assert_close(p2, p + 1.0)
+
+
+def test_mes_lstm_feed_scaled_adds_the_targets_as_inputs():
+    from ostinato.core import create_model
+
+    m = create_model("test_mes_lstm", n_vars=2, seq_len=8, pred_len=3, out_vars=1, feed_scaled=True)
+    assert m.lstm.w_x.in_features == 3  # 2 residual channels (covariate, de-levelled target) + the scaled target
+    torch.manual_seed(0)
+    x, xb, yb = torch.randn(2, 8, 2), torch.randn(2, 8, 1), torch.randn(2, 3, 1)
+    p = m.predict({"x": x, "x_base": xb, "y_base": yb})
+    shifted = x.clone()
+    shifted[..., -1] += 5.0
+    p2 = m.predict({"x": shifted, "x_base": xb + 5.0, "y_base": yb})
+    assert p.shape == p2.shape == (2, 3, 1)
+    assert not torch.allclose(p, p2)  # same residuals, different scaled targets: the output moves
 
 
 @pytest.mark.slow

@@ -23,11 +23,27 @@ def frame():
     return pd.concat(parts, ignore_index=True)
 
 
-def _trainer():
+@pytest.fixture(autouse=True)
+def _cwd_stays_clean(tmp_path, monkeypatch):
+    """Run from an empty folder and check Lightning wrote nothing there (no lightning_logs/)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    yield
+    assert not any(cwd.iterdir()), sorted(p.name for p in cwd.iterdir())
+
+
+def _no_logs(root) -> dict:
+    """Trainer settings that write nothing into the working directory (Lightning's default
+    ``lightning_logs/`` goes to the cwd): no logger, no checkpoints, root under tmp_path."""
+    return dict(logger=False, enable_checkpointing=False, default_root_dir=str(root), accelerator="cpu")
+
+
+def _trainer(root):
     import lightning.pytorch as pl
 
-    return pl.Trainer(max_epochs=1, limit_train_batches=4, enable_progress_bar=False, logger=False,
-                      enable_checkpointing=False, enable_model_summary=False, accelerator="cpu")
+    return pl.Trainer(max_epochs=1, limit_train_batches=4, enable_progress_bar=False,
+                      enable_model_summary=False, **_no_logs(root))
 
 
 def test_import_of_timeseries_stays_lazy():
@@ -37,7 +53,7 @@ def test_import_of_timeseries_stays_lazy():
     assert r.stdout.strip() == "[]"
 
 
-def test_chimera_forecaster_trains_and_predicts(frame):
+def test_chimera_forecaster_trains_and_predicts(frame, tmp_path):
     from pytorch_forecasting import TimeSeriesDataSet
     from pytorch_forecasting.metrics import MultiLoss
 
@@ -51,13 +67,13 @@ def test_chimera_forecaster_trains_and_predicts(frame):
     assert isinstance(model.loss, MultiLoss) and model.net.cfg.n_vars == 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _trainer().fit(model, train_dataloaders=train.to_dataloader(train=True, batch_size=16))
-        pred = model.predict(pred_ds.to_dataloader(train=False, batch_size=16))
+        _trainer(tmp_path).fit(model, train_dataloaders=train.to_dataloader(train=True, batch_size=16))
+        pred = model.predict(pred_ds.to_dataloader(train=False, batch_size=16), trainer_kwargs=_no_logs(tmp_path))
     assert len(pred) == 2 and pred[0].shape == (3, 12)
     assert abs(float(pred[0].mean()) - 13) < 5  # rescaled to the target's original scale
 
 
-def test_mes_lstm_forecaster_trains_and_predicts_quantiles(frame):
+def test_mes_lstm_forecaster_trains_and_predicts_quantiles(frame, tmp_path):
     from pytorch_forecasting import TimeSeriesDataSet
 
     from ostinato.core.errors import ConfigError
@@ -73,7 +89,8 @@ def test_mes_lstm_forecaster_trains_and_predicts_quantiles(frame):
     assert model.hw.shape == (3, 3)  # statsmodels alpha, beta, gamma per series
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _trainer().fit(model, train_dataloaders=train.to_dataloader(train=True, batch_size=16))
-        q = model.predict(pred_ds.to_dataloader(train=False, batch_size=16), mode="quantiles")
+        _trainer(tmp_path).fit(model, train_dataloaders=train.to_dataloader(train=True, batch_size=16))
+        q = model.predict(pred_ds.to_dataloader(train=False, batch_size=16), mode="quantiles",
+                          trainer_kwargs=_no_logs(tmp_path))
     assert q.shape == (3, 12, 7)  # QuantileLoss' seven quantiles
     assert abs(float(q[..., 3].mean()) - 13) < 5

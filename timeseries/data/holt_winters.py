@@ -13,11 +13,14 @@ statsmodels' ``level``/``trend``/``season``/``fittedvalues`` on the fitted part)
 
 so every component at time ``t`` uses observations up to ``t`` only.
 
-The MES-LSTM baseline: the LSTM sees the input de-levelled and deseasonalised,
-``y_tau - l_tau - s_tau`` (the original), and predicts the target minus the Holt-Winters
-forecast from the window's last step ``t``, ``l_t + h b_t + s_{t+h-m(k+1)}``; adding that
-forecast back re-trends the output. (The original subtracted in-sample components at the
-target times too, which uses the target itself; the forecast from the origin does not.)
+The MES-LSTM baseline (what is subtracted from the input and added back to the output):
+the input is de-levelled and deseasonalised, ``y_tau - l_tau - s_tau`` (the original), and
+the output is re-trended by adding back the level and season projected from the window's
+last step ``t``: ``l_t + s_{t+h-m(k+1)}``, k = (h-1) // m. The trend is not removed from
+the input, so it is not added back either: the LSTM models it. (The original forecast one
+step and added the in-sample components at the target time, which are computed from the
+target itself; projecting from ``t`` does not look ahead. :func:`hw_forecasts` gives the
+full Holt-Winters forecast ``l_t + h b_t + s_{t+h-m(k+1)}`` for reference.)
 
 Fitting is slow (statsmodels optimises each series), so fitted parameters are cached on
 disk under ``~/.cache/ostinato/holt_winters`` keyed by the series' bytes and the settings.
@@ -151,22 +154,23 @@ def hw_filter(y: np.ndarray, p: HWParams) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def hw_forecasts(level: np.ndarray, trend: np.ndarray, season: np.ndarray, p: HWParams, horizon: int) -> np.ndarray:
-    """Forecast from every origin t: ``l_t + h b_t + s_{t+h-m(k+1)}``, k = (h-1) // m. (N, H)"""
+    """Forecast from every origin t: ``l_t + h b_t + s_{t+h-m(k+1)}``, k = (h-1) // m. (N, H)
+    Pass ``trend=0`` for the MES-LSTM baseline (level and season only)."""
     n, m = len(level), p.period
     full = np.concatenate([p.seasons0, season])  # (m + N,): s_{1-m} .. s_{N-1}
     h = np.arange(1, horizon + 1)  # (H,)
     t = np.arange(n)[:, None]  # (N, 1)
     idx = t + 1 + (h - 1) % m  # (N, H): index into full of s_{t+h-m(k+1)}
     seas = full[idx]
-    return level[:, None] + h[None, :] * trend[:, None] + seas  # (N, H)
+    return level[:, None] + h[None, :] * np.asarray(trend, dtype=np.float64).reshape(-1, 1) + seas  # (N, H)
 
 
 def hw_baselines(y: np.ndarray, n_fit: int, period: int, horizon: int, init: str = "estimated") -> tuple[np.ndarray, np.ndarray]:
-    """Fit on ``y[:n_fit]``, filter all of ``y``: in-sample ``l_t + s_t`` (N,) and the
-    forecast from each origin (N, H)."""
+    """Fit on ``y[:n_fit]``, filter all of ``y``: the in-sample baseline ``l_t + s_t`` (N,) and
+    the projected baseline ``l_t + s_{t+h-m(k+1)}`` from each origin (N, H) (module doc)."""
     p = fit_holt_winters(y[:n_fit], period, init)
-    level, trend, season = hw_filter(y, p)
-    return level + season, hw_forecasts(level, trend, season, p, horizon)
+    level, _, season = hw_filter(y, p)
+    return level + season, hw_forecasts(level, np.zeros(1), season, p, horizon)
 
 
 def hw_baselines_many(ys: list[np.ndarray], n_fits: list[int], period: int, horizon: int, init: str = "estimated"):
@@ -174,8 +178,8 @@ def hw_baselines_many(ys: list[np.ndarray], n_fits: list[int], period: int, hori
     params = fit_many([np.asarray(y, dtype=np.float64)[:n] for y, n in zip(ys, n_fits)], period, init)
     out = []
     for y, p in zip(ys, params):
-        level, trend, season = hw_filter(y, p)
-        out.append((level + season, hw_forecasts(level, trend, season, p, horizon)))
+        level, _, season = hw_filter(y, p)
+        out.append((level + season, hw_forecasts(level, np.zeros(1), season, p, horizon)))
     return out
 
 

@@ -20,13 +20,16 @@ input step), and, when Holt-Winters baselines are requested, ``x_base``/``y_base
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ostinato.core.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from ostinato.core.data import DataBundle
 
 FEATURES = ("M", "S", "MS")
 

@@ -5,8 +5,8 @@ following the official TensorFlow code.
 - **ES part**: Holt-Winters with additive trend and additive season, fitted per series and
   column with statsmodels *offline* (in the data loader, ``data.holt_winters=true``; see
   :mod:`ostinato.timeseries.data.holt_winters`). The batch carries ``x_base`` (level +
-  season at each input step) and ``y_base`` (the Holt-Winters forecast for each target step
-  from the window's last step).
+  season at each input step) and ``y_base`` (level + season projected from the window's
+  last step to each target step).
 - **LSTM part**: the input with the target columns de-levelled and deseasonalised
   (``x - x_base``) goes through an LSTM(50) with ReLU activations (Keras
   ``LSTM(50, activation="relu")``: candidate and cell-output activation ReLU, sigmoid
@@ -25,6 +25,11 @@ following the official TensorFlow code.
 
 Multi-step horizons use a direct multi-output layer (H x C outputs); the paper forecasts
 one step. No per-window normalisation: the data is MinMax-scaled per series.
+
+``feed_scaled`` (off by default, not in the original): when statsmodels fits a level
+smoothing alpha close to 1 (typical for hourly M4 series), ``l_t + s_t`` follows ``y_t``
+almost exactly and the de-levelled input carries next to no information; the option
+feeds the scaled targets as extra LSTM input channels next to the residuals.
 """
 from __future__ import annotations
 
@@ -127,6 +132,7 @@ class MESLSTMConfig:
     kl_weight: float = 1e-4  # multiplies the summed KL; about 1 / number of training windows
     prior_std: float = 1.0
     holt_winters: bool = True  # use the batch's Holt-Winters baselines (x_base, y_base)
+    feed_scaled: bool = False  # also feed the scaled targets themselves (not in the original; see the module doc)
 
     def validate(self) -> None:
         if self.head == "quantile":
@@ -140,7 +146,8 @@ class MESLSTM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.c_out = cfg.out_vars or cfg.n_vars
-        self.lstm = KerasLSTM(cfg.n_vars, cfg.hidden, cfg.activation)
+        d_in = cfg.n_vars + (self.c_out if cfg.feed_scaled and cfg.holt_winters else 0)
+        self.lstm = KerasLSTM(d_in, cfg.hidden, cfg.activation)
         n_out = cfg.pred_len * self.c_out
         if cfg.head == "bayes":
             self.out = FlipoutLinear(cfg.hidden, n_out, cfg.prior_std)
@@ -154,7 +161,8 @@ class MESLSTM(nn.Module):
         if self.cfg.holt_winters:
             if "x_base" not in batch:
                 raise ConfigError("MES-LSTM with model.holt_winters=true needs Holt-Winters baselines: set data.holt_winters=true")
-            x = torch.cat([x[..., : -self.c_out], x[..., -self.c_out :] - batch["x_base"]], dim=-1)  # (B, L, C_in)
+            resid = torch.cat([x[..., : -self.c_out], x[..., -self.c_out :] - batch["x_base"]], dim=-1)  # (B, L, C_in)
+            x = torch.cat([resid, x[..., -self.c_out :]], dim=-1) if self.cfg.feed_scaled else resid  # (B, L, C_in [+ C_out])
             base = batch["y_base"]  # (B, H, C_out)
         return self.lstm(x), base  # (B, hidden), (B, H, C_out)
 
