@@ -30,7 +30,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from skimage.metrics import structural_similarity
 
 SSIM_WIN = 7
 
@@ -89,6 +88,8 @@ def psnr_pfgnet_uint8(pred, true) -> float:
 
 def ssim_frames(pred, true, data_range: float = 1.0) -> np.ndarray:
     """Per-frame SSIM, (N, T): scikit-image, 7x7 uniform window, channels last."""
+    from skimage.metrics import structural_similarity  # lazy: scikit-image is slow to import
+
     p, t = np.clip(_as_np(pred), 0.0, 1.0), _as_np(true)
     _check(p, t)
     out = np.empty(p.shape[:2])

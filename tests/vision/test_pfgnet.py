@@ -105,3 +105,10 @@ def test_drop_path_schedule_and_config_errors():
 
     with pytest.raises(ConfigError, match="N_S"):
         create_model("test_pfgnet", N_S=3)
+
+
+def test_drop_path_is_timms():
+    from timm.layers import DropPath
+
+    assert isinstance(P.PFGBlock(8, drop_path=0.1).drop_path, DropPath)
+    assert isinstance(P.PFGBlock(8).drop_path, torch.nn.Identity)

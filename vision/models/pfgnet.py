@@ -27,7 +27,9 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
+# timm (trunc_normal_, DropPath, as in the reference) is imported inside the constructors
+# that use it: importing timm pulls in torchvision and torch._dynamo (seconds), and this
+# module is imported at every `ostinato` start through the domain entry point.
 
 from ostinato.core.errors import ConfigError
 from ostinato.core.registry import register_model
@@ -49,6 +51,8 @@ class ConvSC(nn.Module):
             self.conv = nn.Conv2d(c_in, c_out, kernel, stride, pad)
         self.norm = nn.GroupNorm(2, c_out)
         self.act = nn.SiLU()
+        from timm.layers import trunc_normal_  # lazy: see the note at the imports
+
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 trunc_normal_(m.weight, std=0.02)
@@ -220,7 +224,12 @@ class PFGBlock(nn.Module):
         self.gamma_tm._no_weight_decay = True
         self.gamma_cm._no_weight_decay = True
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        if drop_path > 0:
+            from timm.layers import DropPath  # lazy: see the note at the imports
+
+            self.drop_path = DropPath(drop_path)
+        else:
+            self.drop_path = nn.Identity()
         for m in self.modules():  # Kaiming-normal (fan-out) for every conv of the block
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
