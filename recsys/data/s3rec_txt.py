@@ -55,12 +55,14 @@ def s3rec_txt(cfg: S3RecTxtConfig, data_root=None) -> DataBundle:
 
 
 _SRC = "github:RUCAIBox/CIKM2020-S3Rec @ 2a81540ae18615d88ef88227b0c066e5b74781e5 : data/"
+_RAW = "https://raw.githubusercontent.com/RUCAIBox/CIKM2020-S3Rec/2a81540ae18615d88ef88227b0c066e5b74781e5/data/"
 _LIC = "Amazon review data (McAuley/UCSD), research use; S3Rec repo has no licence file"
 SPECS = [
     DatasetSpec(name=f"s3rec_{key}", domain="recsys",
-                files=(FileSpec(f"recsys/s3rec_seq/{fname}", sha256=sha, size=size),),
+                files=(FileSpec(f"recsys/s3rec_seq/{fname}", sha256=sha, size=size,
+                                 url=_RAW + fname),),
                 source=_SRC + fname, licence=_LIC, description=desc,
-                how_to_get=f"copy data/{fname} from github.com/RUCAIBox/CIKM2020-S3Rec to <data root>/recsys/s3rec_seq/")
+                how_to_get=f"`ostinato data download s3rec_{key}`, or copy data/{fname} from github.com/RUCAIBox/CIKM2020-S3Rec to <data root>/recsys/s3rec_seq/")
     for key, fname, sha, size, desc in [
         ("beauty", "Beauty.txt", "226cce9c3105299ca0db9615d7d3fb32b3175e90da43100ae352599f0f0107b8", 1090094,
          "Amazon Beauty, S3Rec preprocessing: 22,363 users, 12,101 items, 198,502 actions"),

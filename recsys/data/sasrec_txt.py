@@ -39,10 +39,11 @@ SPECS = [
         name="sasrec_video",
         domain="recsys",
         files=(FileSpec("recsys/sasrec/Video.txt",
-                        sha256="b7376fe24430743f411dc7f567285657b2adb3f74361cc7ba0aee94f3024b651", size=3187124),),
+                        sha256="b7376fe24430743f411dc7f567285657b2adb3f74361cc7ba0aee94f3024b651", size=3187124,
+                        url="https://raw.githubusercontent.com/kang205/SASRec/e3738967fddab206d6eeb4fda433e7a7034dd8b1/data/Video.txt"),),
         source="github:kang205/SASRec @ e3738967fddab206d6eeb4fda433e7a7034dd8b1 : data/Video.txt",
         licence="Amazon Video Games reviews (McAuley/UCSD), research use; SASRec repo Apache-2.0",
         description="Amazon Games as preprocessed for SASRec: 31,013 users, 23,715 items, 287,107 actions",
-        how_to_get="copy data/Video.txt from github.com/kang205/SASRec to <data root>/recsys/sasrec/Video.txt",
+        how_to_get="`ostinato data download sasrec_video`, or copy data/Video.txt from github.com/kang205/SASRec to <data root>/recsys/sasrec/Video.txt",
     ),
 ]
