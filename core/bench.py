@@ -29,6 +29,7 @@ The machine's load is not controlled: numbers taken while other jobs run are noi
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -47,11 +48,25 @@ from .scan import scan
 B, D, N = 8, 256, 16  # defaults; run(..., batch=, width=, state=) overrides them (tests use tiny sizes)
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (the profiler's C++ start/stop lines bypass Python's stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _peak_bytes(fn: Callable[[], None]) -> int:
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # quieter profiler start/stop logging on stderr
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     try:
         evs = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
