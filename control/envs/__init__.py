@@ -41,6 +41,7 @@ class EnvConfig:
     lowpoly: bool = True  # decimated Panda visual meshes (3x faster CPU rendering)
     max_episode_steps: int = 0  # 0 = the task's default
     cue_agent_visible: bool = False  # cue_task only: draw the agent and give its position (leaks the choice after one move)
+    cue_shuffle: bool = True  # cue_task only: shuffle the target colours every episode (False: fixed places per colour)
 
 
 def make_env(cfg: EnvConfig | None = None, **kw) -> gym.Env:
@@ -50,7 +51,8 @@ def make_env(cfg: EnvConfig | None = None, **kw) -> gym.Env:
         from .cue import CueTask
 
         kw = {"max_steps": cfg.max_episode_steps} if cfg.max_episode_steps else {}
-        return CueTask(image_size=cfg.image_size, agent_visible=cfg.cue_agent_visible, **kw)
+        return CueTask(image_size=cfg.image_size, agent_visible=cfg.cue_agent_visible,
+                       shuffle_targets=cfg.cue_shuffle, **kw)
     if cfg.env not in ENV_NAMES:
         raise ConfigError(f"unknown env {cfg.env!r}; see `ostinato ls envs` (e.g. cue_task, PushCube-v1, RememberColor3-v0)")
     from .maniskill import ManiSkillEnv

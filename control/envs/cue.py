@@ -2,8 +2,7 @@
 
 Episode (defaults): a coloured cue square is shown at the centre for ``cue_steps`` steps,
 then the screen is empty for ``delay_steps`` steps, then ``n_targets`` squares of distinct
-colours appear at fixed places on an arc above the agent's start, in a random colour order
-(a fresh permutation every episode, independent of the cue). The agent (continuous 2-D
+colours appear at fixed places on an arc above the agent's start. The agent (continuous 2-D
 velocity action in [-1, 1]^2, ``speed`` per step) must touch the target whose colour
 matches the cue: touching it ends the episode with success (reward 1), touching another
 ends it without. Timeout: ``max_steps``.
@@ -13,19 +12,27 @@ is not drawn in the observation and ``proprio`` is only the elapsed-time fractio
 max_steps``: nothing the policy sees after the reveal depends on where it is or where it is
 heading. The oracle's action after the reveal is the (constant) full-speed direction from
 the start to the goal, so the correct action at *every* step after the reveal is a function
-of the remembered cue colour and the current image (where that colour is). A memoryless
-policy sees the same observation whatever the cue was; behaviour cloning then gives it the
-per-coordinate median of the three directions, straight up, which reaches the middle
-target: success 1/3 = chance. With ``agent_visible=True`` (the earlier version of this
-task) the agent is drawn and ``proprio`` is ``[x, y, vx, vy, t / max_steps]``: there the
-agent's position reveals its choice after the first move, so only one step per episode
+of the remembered cue colour (and, with shuffled targets, of where that colour is). A
+memoryless policy sees the same observation whatever the cue was; behaviour cloning then
+gives it the per-coordinate median of the three directions, straight up, which reaches the
+middle target: success 1/3 = chance. With ``agent_visible=True`` (the earlier version of
+this task) the agent is drawn and ``proprio`` is ``[x, y, vx, vy, t / max_steps]``: there
+the agent's position reveals its choice after the first move, so only one step per episode
 needs memory and the BC signal for memory is weak.
 
-The cue, the delay and the choice are timed as in RememberColor (cue, blank delay, shuffled
-targets). Because the target order is drawn independently of the cue, nothing before the
-reveal predicts the direction of the move: the memory must carry the cue from the last cue
-step to the reveal (``delay_steps + 1`` steps), so a TBPTT window K shorter than that gives
-the memory no gradient to learn from (see the control README).
+**Target order.** ``shuffle_targets=True`` (the default of this class) draws a fresh colour
+order every episode, independent of the cue, as RememberColor does: the goal is then a
+function of the cue *and* the revealed image, so a policy must store the colour and, at the
+reveal, match it against the target colours. Neither part alone lowers the BC loss (the
+cue alone says nothing about the direction; the image alone neither), so plain gradient
+descent starts on a plateau: on this CPU a 2-layer d=64 muVLA stayed at the memoryless
+error for 1,750+ steps (see the control README). ``shuffle_targets=False`` (``EnvConfig.
+cue_shuffle=False``, used by the cue recipes and the bench) keeps each colour at its own
+place: the direction is a function of the remembered cue alone, which isolates memory and
+is learned in a few hundred steps; a memoryless policy is still at chance, because the cue
+is gone before the reveal and nothing after it depends on the cue. The memory must carry
+the cue from the last cue step through the delay and all post-reveal steps, so a TBPTT
+window K shorter than the episode cuts the gradient paths it learns from.
 
 Observation (the API of the ManiSkill wrappers): ``{"rgb": (S, S, 3) uint8, "proprio": (1,)
 or (5,) float32, "instruction": str}``, rendered with numpy. :meth:`render` (GIFs) always
@@ -63,11 +70,13 @@ class CueTask(gym.Env):
         speed: float = 0.15,
         target_radius: float = 0.2,
         agent_visible: bool = False,
+        shuffle_targets: bool = True,
         render_mode: str | None = "rgb_array",
     ):
         if not 2 <= n_targets <= len(PALETTE):
             raise ValueError(f"n_targets={n_targets}: expected 2..{len(PALETTE)}")
         self.n_targets, self.size, self.agent_visible = n_targets, image_size, agent_visible
+        self.shuffle_targets = shuffle_targets
         self.cue_steps, self.delay_steps, self.max_steps = cue_steps, delay_steps, max_steps
         self.speed, self.render_mode = speed, render_mode
         ang = np.deg2rad(np.linspace(150.0, 30.0, n_targets))  # (n,) left to right
@@ -93,7 +102,8 @@ class CueTask(gym.Env):
         super().reset(seed=seed)
         rng = self.np_random
         self.cue = int(rng.integers(self.n_targets))  # index into PALETTE
-        self.order = rng.permutation(self.n_targets)  # target i has colour PALETTE[order[i]]
+        perm = rng.permutation(self.n_targets)  # drawn either way: the cue of a seed does not depend on the option
+        self.order = perm if self.shuffle_targets else np.arange(self.n_targets)  # target i has colour PALETTE[order[i]]
         self.goal = int(np.flatnonzero(self.order == self.cue)[0])
         self.pos = START.copy()
         self.vel = np.zeros(2, np.float32)

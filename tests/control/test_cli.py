@@ -8,19 +8,20 @@ import torch
 from ostinato.core.registry import create_model
 
 
-def _cli(*args, cwd=None):
+def _cli(*args, cwd):
+    """Run the CLI in ``cwd`` (a tmp folder: nothing may land in the repository root)."""
     r = subprocess.run([sys.executable, "-m", "ostinato.core.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
     return r.returncode, r.stdout, r.stderr
 
 
 def test_train_eval_tiny_recipe_one_epoch(tmp_path):
     out = tmp_path / "run"
-    rc, so, se = _cli("train", "control/test_muvla_cue_task", "--out", str(out), "--quiet", "trainer.threads=1")
+    rc, so, se = _cli("train", "control/test_muvla_cue_task", "--out", str(out), "--quiet", "trainer.threads=1", cwd=tmp_path)
     assert rc == 0, se
     res = json.loads((out / "results.json").read_text())
     assert res["epochs"] == 1 and 0.0 <= res["test"]["success_once"] <= 1.0 and res["test"]["episodes"] == 4
     gifs = tmp_path / "gifs"
-    rc, so, se = _cli("eval", str(out), "--json", "--save-gifs", str(gifs), "eval.episodes=3")
+    rc, so, se = _cli("eval", str(out), "--json", "--save-gifs", str(gifs), "eval.episodes=3", cwd=tmp_path)
     assert rc == 0, se
     m = json.loads(so.strip().splitlines()[-1])
     assert set(m) >= {"success_once", "success", "episode_len", "wall_time_s"} and m["episodes"] == 3
@@ -28,10 +29,10 @@ def test_train_eval_tiny_recipe_one_epoch(tmp_path):
 
 
 def test_collect_and_ls_envs(tmp_path):
-    rc, so, se = _cli("control", "collect", "cue_task", "--episodes", "2", "--image-size", "16", "--out", str(tmp_path / "d"))
+    rc, so, se = _cli("control", "collect", "cue_task", "--episodes", "2", "--image-size", "16", "--out", str(tmp_path / "d"), cwd=tmp_path)
     assert rc == 0, se
     assert sorted(p.name for p in (tmp_path / "d").glob("*.npz")) == ["ep_000000.npz", "ep_000001.npz"]
-    rc, so, se = _cli("ls", "envs")
+    rc, so, se = _cli("ls", "envs", cwd=tmp_path)
     assert rc == 0 and "cue_task" in so and "RememberColor3-v0" in so
 
 

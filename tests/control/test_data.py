@@ -64,6 +64,12 @@ def test_cue_task_memory_structure_and_oracle():
         goals.append(env.goal)
         cues.append(env.cue)
     assert len(set(zip(cues, goals))) == 9
+    # cue_shuffle=False: every colour has its own place (the goal is the cue), same cue per seed
+    fixed = make_env(EnvConfig(env="cue_task", image_size=16, cue_shuffle=False))
+    for s in range(12):
+        fixed.reset(seed=s)
+        env.reset(seed=s)
+        assert fixed.goal == fixed.cue == env.cue and (fixed.order == np.arange(3)).all()
 
 
 def test_cue_task_memoryless_median_policy_is_at_chance():

@@ -60,13 +60,14 @@ def test_memory_recalls_the_cue_and_memoryless_cannot():
 
 @pytest.mark.slow
 def test_cue_task_closed_loop_memory_beats_memoryless(tmp_path):
-    """Closed-loop success on the cue task after a short behaviour-cloning run (minutes on CPU)."""
+    """Closed-loop success on the cue task (colours at fixed places) after a short behaviour-
+    cloning run (a few minutes on one CPU thread): memory well above chance, memoryless near it."""
     from ostinato.core.recipe import load
     from ostinato.core.train import fit
 
-    ov = ["data.image_size=32", "data.align=true", "data.window=12", "data.episodes=200", "trainer.max_steps=1500",
-          "trainer.eval_every_steps=500", "trainer.threads=2", "eval.episodes=60", "eval.val_episodes=20"]
-    mem = fit(load("control/muvla_cue_task", [*ov, "model.tbptt_length=12"]), tmp_path / "m", quiet=True)
+    ov = ["trainer.max_steps=400", "trainer.eval_every_steps=200", "trainer.threads=1", "eval.episodes=60",
+          "eval.val_episodes=20"]
+    mem = fit(load("control/muvla_cue_task", ov), tmp_path / "m", quiet=True)
     m0 = fit(load("control/memoryless_cue_task", ov), tmp_path / "m0", quiet=True)
     assert mem["test"]["success_once"] >= 0.8
     assert m0["test"]["success_once"] <= 0.55
