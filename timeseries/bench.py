@@ -7,8 +7,8 @@
    the Time-Series-Library table (look-back 96): TimeMixer 0.375/0.400, iTransformer
    0.386/0.405, DLinear 0.386/0.400 (OLinear Table 15 transcription, see the spec).
 2. **M4 Hourly** (414 series, h = 48, original-scale sMAPE, MASE, OWA vs Naive2, 95 %
-   interval coverage and MSIS): MES-LSTM and the ES-RNN-style variant against seasonal
-   naive. Needs the M4 files under a data root (``ostinato data download M4-Hourly``).
+   interval coverage and MSIS): MES-LSTM (the original Bayesian output layer, and the
+   pinball-loss quantile head) and the ES-RNN-style variant against seasonal naive. Needs the M4 files under a data root (``ostinato data download M4-Hourly``).
 3. **ECG200** (shipped): Chimera classification accuracy on the test split.
 
 ``--quick`` trains a few steps per model (a smoke test of the whole table, not numbers to
@@ -101,6 +101,8 @@ def bench(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
     try:
         m4["Seasonal naive"] = _naive("timeseries/mes_lstm_m4_hourly", m4_few + ["data.holt_winters=false"], 24)
         m4["MES-LSTM"] = _train("timeseries/mes_lstm_m4_hourly", m4_few, root / f"{stamp}_mes_lstm_m4")
+        m4["MES-LSTM (quantile head)"] = _train("timeseries/mes_lstm_m4_hourly", m4_few + ["model.head=quantile"],
+                                                root / f"{stamp}_mes_lstm_q_m4")
         es_few = few + (["data.max_series=20"] if quick else [])
         m4["ES-RNN variant"] = _train("timeseries/es_rnn_m4_hourly", es_few, root / f"{stamp}_es_rnn_m4")
         keys = ["smape", "mase", "owa", "coverage", "msis"]

@@ -14,7 +14,7 @@ def test_bench_quick(tmp_path, capsys, shared_data):
     assert res["quick"] is True
     assert {"Chimera", "DLinear", "Seasonal naive"} <= set(res["etth1_96"])
     assert res["etth1_96"]["Chimera"]["steps"] == 5 and "mse" in res["etth1_96"]["Chimera"]["test"]
-    assert {"MES-LSTM", "ES-RNN variant", "Seasonal naive"} <= set(res["m4_hourly"])
+    assert {"MES-LSTM", "MES-LSTM (quantile head)", "ES-RNN variant", "Seasonal naive"} <= set(res["m4_hourly"])
     assert "coverage" in res["m4_hourly"]["MES-LSTM"]["test"] and "owa" in res["m4_hourly"]["Seasonal naive"]["test"]
     assert "accuracy" in res["ecg200"]["Chimera"]["test"]
     assert "TimeMixer (TSLib table)" in capsys.readouterr().out
