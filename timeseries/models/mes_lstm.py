@@ -19,7 +19,12 @@ following the official TensorFlow code.
   deterministic bias, N(0, 1) prior). Loss = MSE + ``kl_weight`` x KL(q || prior)
   (set ``kl_weight`` to about 1 / number of training windows; TFP adds the unscaled KL).
   Point forecasts use the posterior mean weights; intervals draw ``eval.n_samples``
-  (100) weight samples and take the alpha/2 and 1 - alpha/2 quantiles.
+  (100) weight samples and take the alpha/2 and 1 - alpha/2 quantiles. These intervals
+  carry weight (epistemic) uncertainty only, and training with sampled weights rewards
+  low output variance: on M4 Hourly the 95 % intervals cover about 6 % of the test values
+  with ``kl_weight`` 5e-6, and collapse to near zero width with the unscaled KL
+  (``kl_weight=1``, TFP's default), where the network shrinks the features that the
+  weight noise multiplies. Use ``head="quantile"`` for calibrated intervals (0.95 there).
 - **Quantile option** (``head="quantile"``, not in the paper): a linear head predicts the
   ``quantiles`` and is trained with the pinball loss; the point forecast is the median.
 
