@@ -59,15 +59,21 @@ def test_memory_recalls_the_cue_and_memoryless_cannot():
 
 
 @pytest.mark.slow
-def test_cue_task_closed_loop_memory_beats_memoryless(tmp_path):
-    """Closed-loop success on the cue task (colours at fixed places) after a short behaviour-
-    cloning run (a few minutes on one CPU thread): memory well above chance, memoryless near it."""
-    from ostinato.core.recipe import load
-    from ostinato.core.train import fit
+def test_bench_quick_memory_beats_memoryless(tmp_path):
+    """`ostinato bench control --quick`: closed-loop success on the cue task (colours at fixed
+    places) after 400 behaviour-cloning steps per policy (a few minutes on one CPU thread)."""
+    import json
+    import os
+    import subprocess
+    import sys
 
-    ov = ["trainer.max_steps=400", "trainer.eval_every_steps=200", "trainer.threads=1", "eval.episodes=60",
-          "eval.val_episodes=20"]
-    mem = fit(load("control/muvla_cue_task", ov), tmp_path / "m", quiet=True)
-    m0 = fit(load("control/memoryless_cue_task", ov), tmp_path / "m0", quiet=True)
-    assert mem["test"]["success_once"] >= 0.8
-    assert m0["test"]["success_once"] <= 0.55
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "ostinato.core.cli", "bench", "control", "--quick", "--out", str(out)],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=1800)
+    assert r.returncode == 0, r.stderr
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["task"] == "cue_task" and row["muvla"]["episodes"] == 100
+    assert row["muvla"]["success_once"] >= 0.8
+    assert row["memoryless"]["success_once"] <= 0.5
+    assert 0.0 <= row["lstm"]["success_once"] <= 1.0
