@@ -73,3 +73,16 @@ def test_mes_lstm_forecast_has_intervals(tmp_path, capsys):
 def test_bad_recipe_values_are_config_errors(tmp_path, capsys):
     assert main(["train", "timeseries/test_chimera", "--out", str(tmp_path / "x"), "model.patch_len=100"]) == 2
     assert "patch_len" in capsys.readouterr().err
+
+
+def test_every_shipped_recipe_resolves():
+    """Each timeseries recipe (the real ones too: chimera_etth1, mes_lstm_covid, ...) loads and
+    validates: known keys, right types, registered model and dataset names."""
+    from ostinato.core.recipe import list_recipes, load
+
+    names = [n for n, _ in list_recipes("timeseries")]
+    assert {"timeseries/chimera_etth1", "timeseries/chimera_ecg200", "timeseries/mes_lstm_covid",
+            "timeseries/mes_lstm_m4_hourly", "timeseries/dlinear_etth1"} <= set(names)
+    for n in names:
+        cfg = load(n)
+        assert cfg.domain == "timeseries", n
