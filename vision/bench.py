@@ -16,7 +16,13 @@
    carried, one frame per step) against re-running the parallel (scan) model on every prefix,
    which is what a model without a recurrent mode must do. Outputs are checked to agree.
 
-``--quick``: 1-minute budgets, batch 4, 32 test sequences, a small ConvS5. Other devices:
+For reference, the same test sequences are also scored for two predictors that learn nothing
+(all-black frames; the last input frame repeated).
+
+Default: 10-minute budgets, batch 16, 200 test sequences, ConvS5 with d_model 128 (about 27
+CPU-minutes in all; 45 minutes of wall-clock on a shared 2-core machine).
+``--quick``: 1-minute budgets, batch 4, 32 test sequences, a small ConvS5 (about 4 CPU-minutes).
+Other devices:
 ``python -m ostinato.vision.bench --device cuda --minutes 3`` (the CLI's ``ostinato bench
 vision`` runs on CPU).
 """
@@ -36,7 +42,7 @@ from ostinato.core import recipe as rec
 from ostinato.core.registry import create_model
 from ostinato.core.train import fit, select_device, to_device
 
-from .metrics import count_flops, count_params
+from .metrics import FrameMetrics, count_flops, count_params
 
 
 def clock(device: torch.device) -> Callable[[], float]:
@@ -124,6 +130,25 @@ def equal_budget(minutes: float, test_size: int, device: str, out_dir: Path, bat
     return rows
 
 
+def trivial_baselines(test_size: int) -> dict[str, dict]:
+    """Metrics of two predictors that learn nothing, on the same fixed test sequences as the
+    equal-budget runs: all-black frames and the last input frame repeated. They show where a
+    briefly trained model stands (on Moving MNIST an all-black prediction already has SSIM ~0.77)."""
+    cfg = rec.load("vision/pfgnet_mmnist_s", [f"data.test_size={test_size}", "data.val_size=16"])
+    from ostinato.core.train import build_data
+
+    test = build_data(cfg).test
+    out = {}
+    for name in ("zeros", "last_input_frame"):
+        m = FrameMetrics()
+        for i in range(0, len(test), 20):
+            b = torch.utils.data.default_collate([test[j] for j in range(i, min(i + 20, len(test)))])
+            x, y = b["frames_in"], b["frames_out"]  # (B, T, C, H, W)
+            m.update(torch.zeros_like(y) if name == "zeros" else x[:, -1:].expand_as(y), y)
+        out[name] = m.compute()
+    return out
+
+
 def step_speed(n: int, k: int, quick: bool, device: str) -> dict:
     from .models.convs5 import ConvS5Predictor, ConvS5VPConfig
 
@@ -178,6 +203,7 @@ def run(quick: bool = False, out: Path | None = None, device: str = "cpu", minut
     with tempfile.TemporaryDirectory(prefix="ostinato_bench_vision_") as tmp:
         rows = equal_budget(minutes, test_size, device, Path(keep or tmp), batch_size=4 if quick else 16,
                             threads=threads)
+    ref = trivial_baselines(test_size)
     speed = step_speed(n_generate, context, quick, device)
     pf, cl = rows
     gain = 1.0 - pf["mse"] / cl["mse"]
@@ -185,13 +211,16 @@ def run(quick: bool = False, out: Path | None = None, device: str = "cpu", minut
     print(f"Moving MNIST 10->10, {minutes:g} min {what} training budget each on {device}, "
           f"{test_size} fixed test sequences (held-out digits); throughputs per second of that clock:")
     print(_table(rows))
+    for name, r in ref.items():
+        print(f"reference, no training ({name}): MSE {r['mse']:.2f}, MAE {r['mae']:.2f}, SSIM {r['ssim']:.4f}, "
+              f"PSNR {r['psnr']:.2f}")
     print(f"PFGNet-S MSE is {100 * gain:.1f}% below ConvLSTM's (goal: >= 20%)")
     print(f"ConvS5 generation of {speed['generated']} frames after {speed['context']}: step mode "
           f"{speed['step_mode_s']:.2f}s, parallel model re-run on each prefix {speed['parallel_prefix_s']:.2f}s ({what}) "
           f"-> {speed['speedup']:.1f}x (goal: >= 10x); parallel vs step on the same inputs: max |diff| "
           f"{speed['teacher_forced_max_abs_diff']:.1e}")
     return {"device": device, "quick": quick, "budget_minutes": minutes, "test_size": test_size,
-            "equal_budget": rows, "pfgnet_mse_reduction": gain, "convs5_step_mode": speed,
+            "equal_budget": rows, "no_training_reference": ref, "pfgnet_mse_reduction": gain, "convs5_step_mode": speed,
             "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 

@@ -26,3 +26,11 @@ def test_quick_bench_end_to_end(cli, tmp_path):
     res = json.loads(out.read_text())
     assert [row["model"] for row in res["equal_budget"]] == ["pfgnet_mmnist_s", "convlstm_mmnist"]
     assert res["convs5_step_mode"]["speedup"] > 1
+    assert set(res["no_training_reference"]) == {"zeros", "last_input_frame"}
+
+
+def test_no_training_reference_rows():
+    ref = bench.trivial_baselines(test_size=4)
+    assert set(ref) == {"zeros", "last_input_frame"}
+    z = ref["zeros"]
+    assert z["mse"] > 0 and 0 < z["ssim"] < 1 and z["mae"] > 0
