@@ -25,8 +25,8 @@ order every episode, independent of the cue, as RememberColor does: the goal is 
 function of the cue *and* the revealed image, so a policy must store the colour and, at the
 reveal, match it against the target colours. Neither part alone lowers the BC loss (the
 cue alone says nothing about the direction; the image alone neither), so plain gradient
-descent starts on a plateau: on this CPU a 2-layer d=64 muVLA stayed at the memoryless
-error for 1,750+ steps (see the control README). ``shuffle_targets=False`` (``EnvConfig.
+descent starts on a plateau: on a CPU budget the cue recipes' muVLA and LSTM stayed at
+chance for thousands of steps (measured in the control README). ``shuffle_targets=False`` (``EnvConfig.
 cue_shuffle=False``, used by the cue recipes and the bench) keeps each colour at its own
 place: the direction is a function of the remembered cue alone, which isolates memory and
 is learned in a few hundred steps; a memoryless policy is still at chance, because the cue
