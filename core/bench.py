@@ -180,14 +180,13 @@ def _rows_for_length(L: int, quick: bool, reps: int, s5_pkg, ref_times: dict, B:
         sref = add("selective", "ref loop (selective_scan_ref)",
                    {"fwd_s": ref_times[base]["fwd_s"] * f, "fwdbwd_s": ref_times[base]["fwdbwd_s"] * f},
                    note=f"extrapolated linearly from L={base}; not run")
-    r = add("selective", "chunked (ours)", _measure(lambda: _selective_inputs(L, B, D, N), sel("chunked"), reps, True))
-    r["speedup_fwd"], r["speedup_fwdbwd"] = sref["fwd_s"] / r["fwd_s"], sref["fwdbwd_s"] / r["fwdbwd_s"]
-    if compiled:
-        first = _first_call(lambda: _selective_inputs(L, B, D, N), sel("compiled"))
-        r = add("selective", "compiled (opt-in, torch.compile)",
-                _measure(lambda: _selective_inputs(L, B, D, N), sel("compiled"), reps, True),
-                note=f"first fwd+bwd call {first:.1f} s (includes any compile)")
-        r["first_call_s"] = first
+    make = lambda: _selective_inputs(L, B, D, N)  # noqa: E731
+    for impl, method in [("chunked (ours)", "chunked")] + ([("compiled (opt-in, torch.compile)", "compiled")] if compiled else []):
+        first = _first_call(make, sel(method)) if method == "compiled" else None
+        note = "" if first is None else f"first fwd+bwd call {first:.1f} s (includes any compile)"
+        r = add("selective", impl, _measure(make, sel(method), reps, True), note=note)
+        if first is not None:
+            r["first_call_s"] = first
         r["speedup_fwd"], r["speedup_fwdbwd"] = sref["fwd_s"] / r["fwd_s"], sref["fwdbwd_s"] / r["fwdbwd_s"]
 
     # --- S5

@@ -75,7 +75,6 @@ def _parse(argv: list[str]):
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c)[:60] for c in COMMANDS])
 def test_readme_command_parses_and_its_names_exist(argv):
-    from ostinato.core.data import DatasetSpec  # noqa: F401  (the registry of specs below)
     from ostinato.core.domain import get_domain, load_domains
     from ostinato.core.recipe import load
 
@@ -84,10 +83,7 @@ def test_readme_command_parses_and_its_names_exist(argv):
     if cmd == "train":
         load(args.recipe, args.overrides)  # raises ConfigError on a bad recipe or override
     elif cmd == "eval" and args.overrides:
-        runs = {}
-        for c in COMMANDS:
-            if c[0] == "train" and "--out" in c:
-                runs[c[c.index("--out") + 1]] = c[1]
+        runs = {c[c.index("--out") + 1]: c[1] for c in COMMANDS if c[0] == "train" and "--out" in c}
         assert args.checkpoint in runs, f"eval of {args.checkpoint}: no README train writes there"
         load(runs[args.checkpoint], args.overrides)
     elif cmd == "bench":
