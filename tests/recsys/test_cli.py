@@ -50,12 +50,16 @@ def test_malformed_data_is_one_line(tmp_path):
 def test_recipes_resolve():
     from ostinato.core import recipe
 
-    for name in ("sasrec_games", "sasrec_beauty", "sasrec_ml1m", "test_sasrec"):
+    for name in ("sasrec_games", "sasrec_games_ce", "sasrec_beauty", "sasrec_ml1m", "test_sasrec"):
         cfg = recipe.load(f"recsys/{name}")
         assert cfg.domain == "recsys" and cfg.trainer.mode == "max"
     games = recipe.load("recsys/sasrec_games")
     assert (games.data["maxlen"], games.model["d_model"], games.model["n_blocks"], games.model["dropout"]) == (50, 50, 2, 0.5)
     assert (games.optim.lr, tuple(games.optim.betas), games.data["batch_size"]) == (1e-3, (0.9, 0.98), 128)
+    ce = recipe.load("recsys/sasrec_games_ce")  # the same model, data and optimiser; only the loss differs
+    assert ce.model["loss"] == "ce" and games.model["loss"] == "bce"
+    assert {k: v for k, v in ce.model.items() if k != "loss"} == {k: v for k, v in games.model.items() if k != "loss"}
+    assert ce.data == games.data and ce.optim == games.optim
     ml = recipe.load("recsys/sasrec_ml1m")
     assert (ml.data["maxlen"], ml.model["dropout"]) == (200, 0.2)
     assert recipe.load("recsys/sasrec_beauty").eval["protocol"] == "full"
@@ -67,5 +71,8 @@ def test_bench_quick(cli, shared_data, tmp_path):
     r = cli("bench", "recsys", "--quick", "--out", out, env={"OSTINATO_DATA": str(shared_data)}, timeout=1800)
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
-    assert res["epochs"] == 3 and res["s_per_epoch"] > 0 and 0 < res["test"]["sampled_ndcg@10"] < 1
+    assert [r["recipe"] for r in res["runs"]] == ["recsys/sasrec_games", "recsys/sasrec_games_ce"]
+    assert [r["loss"] for r in res["runs"]] == ["bce", "ce"]
+    for run in res["runs"]:
+        assert run["epochs"] == 3 and run["s_per_epoch"] > 0 and 0 < run["test"]["sampled_ndcg@10"] < 1
     assert "sampled HR@10" in r.stdout and "paper (Kang & McAuley 2018)" in r.stdout
