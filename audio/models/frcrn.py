@@ -384,7 +384,7 @@ def frcrn_double(cfg: FRCRNDoubleConfig) -> FRCRN:
 class FRCRNCausalConfig(FRCRNConfig):
     """Causal and narrowed to run in real time on one CPU thread: 48 channels (released: 128),
     the released 40 ms / 20 ms framing. ``channels=128 fsmn_hidden=128`` gives the full width
-    (streaming RTF about 1.8 on one thread with 100 ms chunks, see ``ostinato bench audio``)."""
+    (streaming RTF about 0.8 on one thread with 100 ms chunks, see ``ostinato bench audio``)."""
 
     preset: Literal["released", "paper"] = "released"
     channels: int = 48

@@ -72,7 +72,7 @@ class FSMN(nn.Module):
         padded = torch.cat([state.to(p.dtype), p], dim=1)  # (B, lorder-1+L, D)
         # depthwise conv over a (B, D, 1, lorder-1+L) view whose strides are channels-last:
         # oneDNN's channels-last depthwise kernel, measured 3-10x faster on CPU than conv1d
-        # (which makes the input contiguous first); the same sums, bit for bit.
+        # (which makes the input contiguous first); the same sums up to float rounding.
         w = self.conv1.weight.transpose(2, 3)  # (D, 1, 1, lorder)
         mem = F.conv2d(padded.transpose(1, 2).unsqueeze(2), w, groups=self.dim)  # (B, D, 1, L)
         mem = mem.squeeze(2).transpose(1, 2)  # (B, L, D)
