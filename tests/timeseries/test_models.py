@@ -26,6 +26,21 @@ def test_chimera_shapes_per_task():
         create_model("test_chimera", n_vars=3)(x)
 
 
+def test_chimera_linear_skip_adds_the_linear_maps_of_the_decomposed_window():
+    torch.manual_seed(0)
+    x = torch.randn(3, 24, 4)
+    m = create_model("test_chimera", n_vars=4, linear_skip=True, norm=False).eval()
+    base = create_model("test_chimera", n_vars=4, norm=False).eval()
+    base.load_state_dict({k: v for k, v in m.state_dict().items() if "_skip" not in k})
+    seasonal, trend = m.decomp(x)  # (B, L, V) each
+    skip = m.trend_skip(trend.transpose(1, 2)) + m.seasonal_skip(seasonal.transpose(1, 2))  # (B, V, H)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), base(x) + skip.transpose(1, 2))
+    m.train()
+    m(x).sum().backward()
+    assert m.trend_skip.weight.grad.abs().sum() > 0 and m.seasonal_skip.weight.grad.abs().sum() > 0
+
+
 def test_chimera_uses_core_2d_ssm_bidirectional_with_two_discretisations():
     m = create_model("chimera", n_vars=7, trend_dt=[1e-3, 1e-2], seasonal_dt=[5e-2, 2e-1])
     ssms = [mod for mod in m.modules() if isinstance(mod, SelectiveSSM2D)]

@@ -49,6 +49,9 @@ Design decisions where the paper is ambiguous (each is a config field unless not
 8. **Outputs for MS**: the model forecasts every variate; the last ``out_vars`` are
    returned (Time-Series-Library's ``f_dim = -1``).
 9. Time-stamp features (``x_mark``) are not used.
+10. **Linear skip** (``linear_skip``, off by default; not in the paper): DLinear's two linear
+    maps (look-back -> horizon, shared over variates) of the trend and seasonal parts are added
+    to the heads' forecasts, so the SSM heads model what a linear forecaster misses.
 """
 from __future__ import annotations
 
@@ -91,6 +94,7 @@ class ChimeraConfig:
     norm: bool = True  # per-window normalisation (RevIN-style)
     norm_affine: bool = False  # RevIN's learnable per-variate affine map after normalising
     final_norm: bool = True  # LayerNorm on each head's output tokens before the task head
+    linear_skip: bool = False  # add DLinear-style linear maps of the decomposed window (not in the paper)
     method: Literal["auto", "loop", "scan_time", "scan_variates"] = "auto"
 
     def validate(self) -> None:
@@ -178,6 +182,9 @@ class Chimera(nn.Module):
             out_len = cfg.pred_len if cfg.task == "forecast" else cfg.seq_len
             self.trend_out = nn.Linear(flat, out_len)
             self.seasonal_out = nn.Linear(flat, out_len)
+            if cfg.linear_skip:
+                self.trend_skip = nn.Linear(cfg.seq_len, out_len)
+                self.seasonal_skip = nn.Linear(cfg.seq_len, out_len)
 
     def _features(self, x: torch.Tensor):
         if self.window_norm is not None:
@@ -188,18 +195,20 @@ class Chimera(nn.Module):
             seasonal, trend = self.decomp(x)  # (B, L, V) each
         else:
             seasonal = trend = x
-        return self.trend(trend), self.seasonal(seasonal), stats  # (B, V, T', D) x2
+        return self.trend(trend), self.seasonal(seasonal), stats, (trend, seasonal)  # (B, V, T', D) x2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """forecast: (B, L, V) -> (B, H, out_vars); anomaly: reconstruction (B, L, V);
         classify: logits (B, n_classes)."""
         if x.shape[1] != self.cfg.seq_len or x.shape[2] != self.cfg.n_vars:
             raise ConfigError(f"Chimera expects input (B, {self.cfg.seq_len}, {self.cfg.n_vars}), got {tuple(x.shape)}")
-        ft, fs, stats = self._features(x)
+        ft, fs, stats, (xt, xs) = self._features(x)
         if self.cfg.task == "classify":
             pooled = torch.cat([ft.mean(2), fs.mean(2)], dim=1)  # (B, 2V, D)
             return self.cls(self.head_drop(pooled.flatten(1)))  # (B, K)
         y = self.trend_out(self.head_drop(ft.flatten(2))) + self.seasonal_out(self.head_drop(fs.flatten(2)))  # (B, V, H)
+        if self.cfg.linear_skip:  # (B, L, V) -> (B, V, H) per variate, weights shared over variates
+            y = y + self.trend_skip(xt.transpose(1, 2)) + self.seasonal_skip(xs.transpose(1, 2))
         y = y.transpose(1, 2)  # (B, H, V)
         if self.cfg.task == "forecast":
             y = y[..., -(self.cfg.out_vars or self.cfg.n_vars):]  # (B, H, out)
