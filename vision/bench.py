@@ -126,7 +126,8 @@ def equal_budget(minutes: float, test_size: int, device: str, out_dir: Path, bat
         flops = count_flops(lambda: model(x, 10))
         xb = torch.rand(batch_size if dev.type == "cpu" else 64, 10, 1, 64, 64, device=dev)
         rows.append({
-            "model": cfg.model["name"], "lr": cfg.optim.lr, "params": count_params(model), "macs_G": flops / 2e9, "flops_G": flops / 1e9,
+            "model": cfg.model["name"], "lr": cfg.optim.lr, "params": count_params(model),
+            "macs_G": flops / 2e9, "flops_G": flops / 1e9,
             "train_steps": res["steps"], "batch_size": batch_size, "step_time_s": per_step,
             "train_budget_s": minutes * 60, "train_wall_s": res["train_time_s"],
             "train_seq_per_s": batch_size / per_step,
