@@ -62,6 +62,36 @@ def test_chimera_variates_interact_in_both_directions():
         assert g[0, :, 2 - v_out].abs().sum() > 0
 
 
+def test_chimera_channel_independent_has_no_flow_across_variates():
+    torch.manual_seed(0)
+    ci = create_model("test_chimera", n_vars=3, norm=False, dropout=0.0, channel_independent=True).eval()
+    x = torch.randn(2, 24, 3, requires_grad=True)
+    y = ci(x)
+    g, = torch.autograd.grad(y[:, :, 0].sum(), x)
+    assert g[:, :, 0].abs().sum() > 0 and g[:, :, 1:].abs().max() == 0  # variate 0 sees only itself
+    with torch.no_grad():  # each variate alone gives the same forecast (weights shared over variates)
+        alone = torch.cat([ci.trend(x[..., v : v + 1]) for v in range(3)], dim=1)  # (B, V, T', D)
+        torch.testing.assert_close(ci.trend(x), alone)
+
+
+def test_chimera_training_loss_options():
+    torch.manual_seed(0)
+    batch = {"x": torch.randn(4, 24, 2), "y": torch.randn(4, 12, 2)}
+    m = create_model("test_chimera", n_vars=2, dropout=0.0).eval()
+    with torch.no_grad():
+        pred = m(batch["x"])
+        out = {}
+        for kind in ("mse", "mae", "huber"):
+            m.cfg.loss = kind
+            out[kind] = m.loss(batch)
+    torch.testing.assert_close(out["mse"][0], F.mse_loss(pred, batch["y"]))
+    torch.testing.assert_close(out["mae"][0], F.l1_loss(pred, batch["y"]))
+    torch.testing.assert_close(out["huber"][0], F.huber_loss(pred, batch["y"]))
+    assert out["mae"][1]["mse"] == out["mse"][1]["mse"]  # the logged mse is the mse whatever the loss
+    with pytest.raises(ConfigError, match="loss"):
+        create_model("test_chimera", n_vars=2, loss="l3")
+
+
 def test_chimera_window_norm_equivariance():
     torch.manual_seed(0)
     m = create_model("test_chimera", n_vars=2, dropout=0.0).eval()

@@ -52,6 +52,12 @@ Design decisions where the paper is ambiguous (each is a config field unless not
 10. **Linear skip** (``linear_skip``, off by default; not in the paper): DLinear's two linear
     maps (look-back -> horizon, shared over variates) of the trend and seasonal parts are added
     to the heads' forecasts, so the SSM heads model what a linear forecaster misses.
+11. **Training loss** (``loss``): ``mse`` (TSLib's, the default), ``mae`` (L1) or ``huber``
+    (``huber_delta``) for forecasting and anomaly reconstruction; evaluation metrics do not change.
+12. **Channel independence** (``channel_independent``, off by default; departs from the paper):
+    each variate's tokens go through the 2-D SSM blocks as a sample of their own (one variate per
+    grid), so nothing flows across variates and the variate-direction state h2 sees one variate only;
+    embeddings, blocks and heads stay shared over variates (PatchTST-style).
 """
 from __future__ import annotations
 
@@ -95,6 +101,9 @@ class ChimeraConfig:
     norm_affine: bool = False  # RevIN's learnable per-variate affine map after normalising
     final_norm: bool = True  # LayerNorm on each head's output tokens before the task head
     linear_skip: bool = False  # add DLinear-style linear maps of the decomposed window (not in the paper)
+    loss: Literal["mse", "mae", "huber"] = "mse"  # training loss (forecast / anomaly)
+    huber_delta: float = 1.0
+    channel_independent: bool = False  # each variate through the SSM blocks on its own (not in the paper)
     method: Literal["auto", "loop", "scan_time", "scan_variates"] = "auto"
 
     def validate(self) -> None:
@@ -102,6 +111,8 @@ class ChimeraConfig:
             raise ConfigError(f"model.patch_len={self.patch_len}, model.stride={self.stride}: expected 1 <= stride <= patch_len")
         if self.patch_len > self.seq_len:
             raise ConfigError(f"model.patch_len={self.patch_len} is longer than seq_len={self.seq_len}")
+        if self.huber_delta <= 0:
+            raise ConfigError(f"model.huber_delta={self.huber_delta}: expected > 0")
         for name in ("trend_dt", "seasonal_dt", "variate_dt"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
@@ -161,9 +172,12 @@ class ChimeraHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.drop(self.embed(self.tokens(x)) + self.pos)  # (B, V, T', D)
+        B, V, T, D = h.shape
+        if self.cfg.channel_independent:
+            h = h.reshape(B * V, 1, T, D)  # each variate its own grid
         for blk in self.blocks:
             h = blk(h)
-        return self.norm_f(h)  # (B, V, T', D)
+        return self.norm_f(h.reshape(B, V, T, D))  # (B, V, T', D)
 
 
 class Chimera(nn.Module):
@@ -229,8 +243,15 @@ class Chimera(nn.Module):
             loss = F.cross_entropy(logits, batch["label"])
             return loss, {"acc": float((logits.argmax(-1) == batch["label"]).float().mean())}
         target = batch["y"] if self.cfg.task == "forecast" else batch["x"]
-        loss = F.mse_loss(self(batch["x"]), target)
-        return loss, {"mse": float(loss.detach())}
+        pred = self(batch["x"])
+        mse = F.mse_loss(pred, target)
+        if self.cfg.loss == "mae":
+            loss = F.l1_loss(pred, target)
+        elif self.cfg.loss == "huber":
+            loss = F.huber_loss(pred, target, delta=self.cfg.huber_delta)
+        else:
+            loss = mse
+        return loss, {"mse": float(mse.detach())}
 
 
 @register_model("chimera", config=ChimeraConfig)
