@@ -58,8 +58,12 @@ def _ensure_demos(env: str, episodes: int) -> None:
     from .envs import EnvConfig
 
     d = default_demo_dir(env)
-    if len(list(d.glob("*.npz"))) < episodes:
-        collect(EnvConfig(env=env), episodes, d)
+    have = sorted(d.glob("ep_*.npz"))
+    if len(have) < episodes:  # top up: seeds after the last recorded one, files numbered after the last
+        import numpy as np
+
+        seed = max(int(np.load(p)["seed"]) for p in have) + 1 if have else 0
+        collect(EnvConfig(env=env), episodes - len(have), d, seed=seed, first_index=len(have))
 
 
 def run_task(task: str, work: Path, extra: list[str] | None = None) -> dict:

@@ -164,8 +164,9 @@ def _run_oracle(rec: _Recorder, env_id: str, seed: int, max_steps: int) -> None:
 
 
 def collect(cfg: EnvConfig, episodes: int, out: str | Path, seed: int = 0, keep_failures: bool = False,
-            max_tries: int = 0, log=print) -> list[Path]:
-    """Record ``episodes`` successful oracle demos of ``cfg.env`` into ``out`` (``ep_000000.npz`` ...)."""
+            max_tries: int = 0, log=print, first_index: int = 0) -> list[Path]:
+    """Record ``episodes`` successful oracle demos of ``cfg.env`` into ``out`` (``ep_000000.npz`` ...;
+    numbering starts at ``first_index``, so a folder can be topped up without overwriting)."""
     from ..envs.oracles import has_oracle
 
     if not has_oracle(cfg.env):
@@ -195,7 +196,7 @@ def collect(cfg: EnvConfig, episodes: int, out: str | Path, seed: int = 0, keep_
         if not ok and not keep_failures:
             continue
         ep = episode_from_steps(rec.obs, rec.actions, rec.rewards, rec.successes, env.instruction, cfg.env, s)
-        p = out / f"ep_{len(paths):06d}.npz"
+        p = out / f"ep_{first_index + len(paths):06d}.npz"
         save_episode(ep, p)
         paths.append(p)
     env.close()

@@ -111,6 +111,9 @@ def test_collect_and_npz_roundtrip(tmp_path):
     assert len(load_episodes(tmp_path)) == 3
     mem = oracle_episodes(cfg, 1, seed=5)[0]
     assert np.array_equal(mem["action"], ep["action"]) and np.array_equal(mem["rgb"], ep["rgb"])
+    more = collect(cfg, 2, tmp_path, seed=8, first_index=3, log=lambda s: None)  # top-up keeps the first three
+    assert [p.name for p in more] == ["ep_000003.npz", "ep_000004.npz"] and int(load_episode(paths[0])["seed"]) == 5
+    assert len(load_episodes(tmp_path)) == 5
 
 
 def test_npz_errors_are_one_line(tmp_path):
