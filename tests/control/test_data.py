@@ -2,6 +2,7 @@
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from ostinato.control.data.demos import collect, load_episode, load_episodes, oracle_episodes, read_maniskill_h5
 from ostinato.control.data.episodic import EpisodicWindows
@@ -199,3 +200,16 @@ def test_episodic_windows_align_episodes_to_window_edges():
         slots = -(-T // 4) * 4
         assert first[t] and mask[t : t + T, 0].all() and not mask[t + T : t + slots].any()
         t += slots
+
+
+def test_episodic_windows_proprio_noise_is_fresh_and_reproducible():
+    eps = _episodes([5, 3, 4, 6])
+    clean = EpisodicWindows(eps, streams=2, window=3, chunk=2, seed=1, vocab=16, max_tokens=2)
+    noisy = EpisodicWindows(eps, streams=2, window=3, chunk=2, seed=1, vocab=16, max_tokens=2, proprio_noise=0.5)
+    d = noisy[0]["proprio"] - clean[0]["proprio"]  # (B, W, P)
+    assert 0.2 < float(d.std()) < 1.0 and torch.equal(noisy[0]["action"], clean[0]["action"])
+    assert not torch.allclose(d, noisy[1]["proprio"] - clean[1]["proprio"])  # fresh per item
+    again = EpisodicWindows(eps, streams=2, window=3, chunk=2, seed=1, vocab=16, max_tokens=2, proprio_noise=0.5)
+    assert torch.equal(again[0]["proprio"], noisy[0]["proprio"])  # a function of (seed, epoch, item)
+    noisy.set_epoch(1), clean.set_epoch(1)
+    assert not torch.allclose(noisy[0]["proprio"] - clean[0]["proprio"], d)  # and of the epoch
