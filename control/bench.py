@@ -62,7 +62,7 @@ def _ensure_demos(env: str, episodes: int) -> None:
     if len(have) < episodes:  # top up: seeds after the last recorded one, files numbered after the last
         import numpy as np
 
-        seed = max(int(np.load(p)["seed"]) for p in have) + 1 if have else 0
+        seed = int(np.load(have[-1])["seed"]) + 1 if have else 0  # collect numbers files in seed order
         collect(EnvConfig(env=env), episodes - len(have), d, seed=seed, first_index=len(have))
 
 
