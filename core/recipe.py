@@ -63,6 +63,7 @@ class TrainerConfig:
     monitor: str = "loss"  # key of the validation metrics used for selection
     mode: Literal["min", "max"] = "min"
     grad_clip: float = 0.0  # max grad norm; 0: off
+    ema_decay: float = 0.0  # exponential moving average of the weights, validated and saved instead; 0: off
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, off on CPU
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0

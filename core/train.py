@@ -14,6 +14,9 @@ Models provide ``loss(batch) -> (loss, logs)``; domains provide
   position within the epoch is saved, and so are all RNG states;
 - a tqdm progress bar (only on a TTY, off with ``quiet``), ``metrics.csv``
   (long format: step, epoch, time_s, name, value), TensorBoard, ``results.json``;
+- optional weight averaging (``trainer.ema_decay``): an exponential moving average of the
+  parameters and buffers (``torch.optim.swa_utils.AveragedModel``), updated after every
+  optimizer step; validation, ``best.pt`` and the test use the averaged weights;
 - a non-finite loss stops the run, keeps the last good checkpoint and raises
   :class:`TrainingError` (exit code 1 in the CLI);
 - multi-process data parallel under ``torchrun`` (DDP; gloo on CPU, NCCL on GPU): every
@@ -264,28 +267,44 @@ def fit(
             runner, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
         )
 
+    ema = None
+    if t_cfg.ema_decay:
+        if not 0.0 < t_cfg.ema_decay < 1.0:
+            raise ConfigError(f"trainer.ema_decay={t_cfg.ema_decay}: expected 0 (off) or a decay in (0, 1)")
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t_cfg.ema_decay), use_buffers=True)
+    eval_model = ema.module if ema is not None else model  # what is validated, saved as best and tested
+
     pos = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_step": -1, "bad": 0, "elapsed": 0.0, "done": False}
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         sched.load_state_dict(state["sched"])
         scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            if "ema" not in state:
+                raise ConfigError(f"--resume: {out / 'last.pt'} was written without trainer.ema_decay; resume with the same trainer settings")
+            ema.load_state_dict(state["ema"])
         pos.update(state["pos"])
         ckpt.set_rng_state(state["rng"])
     log = _Log(out, dist.main, pos["step"] if state is not None else None)
 
     def snapshot() -> dict[str, Any]:
-        return {
+        snap = {
             "model": model.state_dict(), "optim": opt.state_dict(), "sched": sched.state_dict(),
             "scaler": scaler.state_dict(), "pos": dict(pos), "rng": ckpt.rng_state(),
             "config": to_dict(cfg), "version": __version__,
         }
+        if ema is not None:
+            snap["ema"] = ema.state_dict()
+        return snap
 
     def validate() -> bool:
         """Validate, update best/early stopping, write checkpoints; True = stop early."""
         stop = False
         if dist.main and data.val is not None:
-            metrics = evaluate_split(model, data, "val", cfg)
+            metrics = evaluate_split(eval_model, data, "val", cfg)
             log.write(pos["step"], pos["epoch"], pos["elapsed"], {f"val/{k}": v for k, v in metrics.items()})
             if t_cfg.monitor not in metrics:
                 raise ConfigError(
@@ -296,7 +315,7 @@ def fit(
                 raise TrainingError(f"validation {t_cfg.monitor} is {value} at step {pos['step']}; stopped")
             if _improved(value, pos["best"], t_cfg.mode):
                 pos.update(best=value, best_step=pos["step"], bad=0)
-                ckpt.save({"model": model.state_dict(), "config": to_dict(cfg), "step": pos["step"],
+                ckpt.save({"model": eval_model.state_dict(), "config": to_dict(cfg), "step": pos["step"],
                            "val": metrics, "version": __version__}, out / "best.pt")
             else:
                 pos["bad"] += 1
@@ -347,6 +366,8 @@ def fit(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), t_cfg.grad_clip)
             scaler.step(opt)
             scaler.update()
+            if ema is not None:
+                ema.update_parameters(model)
             sched.step()
             pos["step"] += 1
             pos["batch"] += 1

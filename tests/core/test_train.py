@@ -145,3 +145,50 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     assert a["pos"]["step"] == b["pos"]["step"] == 12
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
+
+
+def test_weight_ema_follows_its_formula_and_is_what_is_validated(tmp_path):
+    # the model's own trajectory does not depend on the EMA, so runs of 1, 2 and 3 steps give theta_1..3
+    base = ("sched.name=constant", "trainer.max_epochs=1")
+    thetas = [ckpt.load(fit(_cfg(*base, f"trainer.max_steps={k}"), tmp_path / f"s{k}", quiet=True) and
+                        tmp_path / f"s{k}" / "last.pt")["model"] for k in (1, 2, 3)]
+    d = 0.7
+    res = fit(_cfg(*base, "trainer.max_steps=3", f"trainer.ema_decay={d}"), tmp_path / "ema", quiet=True)
+    last, best = ckpt.load(tmp_path / "ema" / "last.pt"), ckpt.load(tmp_path / "ema" / "best.pt")
+    for k, v in thetas[2].items():
+        assert torch.equal(last["model"][k], v), k  # the trained weights are untouched by the average
+        if v.is_floating_point():
+            want = d * (d * thetas[0][k] + (1 - d) * thetas[1][k]) + (1 - d) * v
+            assert torch.allclose(last["ema"][f"module.{k}"], want, atol=1e-6), k
+            assert torch.allclose(best["model"][k], want, atol=1e-6), k  # best.pt holds the averaged weights
+    plain = json.loads((tmp_path / "s3" / "results.json").read_text())
+    assert res["val"]["mse"] != plain["val"]["mse"]
+    with pytest.raises(ConfigError, match="ema_decay"):
+        fit(_cfg("trainer.ema_decay=1.5"), tmp_path / "bad", quiet=True)
+
+
+def test_resume_with_weight_ema_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    from ostinato.core import tasks
+
+    over = ("trainer.max_epochs=2", "trainer.ckpt_every_steps=5", "trainer.ema_decay=0.9")
+    fit(_cfg(*over), tmp_path / "full", quiet=True)
+    real, calls = tasks.ToySeq.loss, {"n": 0}
+
+    def dying_loss(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 23:
+            raise KeyboardInterrupt  # killed after the checkpoint at step 20
+        return real(self, batch)
+
+    monkeypatch.setattr(tasks.ToySeq, "loss", dying_loss)
+    with pytest.raises(KeyboardInterrupt):
+        fit(_cfg(*over), tmp_path / "cut", quiet=True)
+    monkeypatch.setattr(tasks.ToySeq, "loss", real)
+    assert ckpt.load(tmp_path / "cut" / "last.pt")["pos"]["step"] == 20
+    fit(_cfg(*over), tmp_path / "cut", resume=True, quiet=True)
+    a, b = ckpt.load(tmp_path / "full" / "last.pt"), ckpt.load(tmp_path / "cut" / "last.pt")
+    for k in a["ema"]:
+        assert torch.equal(a["ema"][k], b["ema"][k]), k
+    ra = json.loads((tmp_path / "full" / "results.json").read_text())
+    rb = json.loads((tmp_path / "cut" / "results.json").read_text())
+    assert ra["val"] == rb["val"] and ra["test"] == rb["test"]
