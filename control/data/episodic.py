@@ -21,6 +21,13 @@ episode, the memory carries them to the reveal, and the decision is looked up (t
 first-move accuracy 0.95-0.99 on training demos, chance on held-out ones). Noise of that
 size hides the key.
 
+``keyframe_weight`` (1 = off; not in muVLA) weights the loss of the chunk entries whose target
+step is a keyframe, a step where the expert's action jumps (largest absolute change from the
+previous step's action > ``keyframe_change``), after "keyframe-focused" imitation (Wen et al.,
+NeurIPS 2021), which counters copycat shortcuts. On RememberColor3 the keyframe is the first
+move at the reveal, the one step that needs the remembered colour; the other steps can be
+predicted from the arm's own motion. The item then also holds ``weight (B, W, C)``.
+
 Item (tensors): ``rgb (B, W, S, S, c) uint8`` (when the demos have images), ``proprio (B, W,
 P)``, ``instr (B, W, L) long``, ``action (B, W, C, A)`` (the next C actions of the same
 episode), ``chunk_mask (B, W, C)`` (False past the episode end), ``is_first (B, W)``,
@@ -49,12 +56,20 @@ def unwrap(items: list) -> dict:
 
 class EpisodicWindows(torch.utils.data.Dataset):
     def __init__(self, episodes: list[dict], streams: int = 8, window: int = 8, chunk: int = 8, seed: int = 0,
-                 vocab: int = 512, max_tokens: int = 16, align: bool = False, proprio_noise: float = 0.0):
+                 vocab: int = 512, max_tokens: int = 16, align: bool = False, proprio_noise: float = 0.0,
+                 keyframe_weight: float = 1.0, keyframe_change: float = 0.5):
         if not episodes:
             raise ValueError("EpisodicWindows: expected at least one episode")
         self.eps, self.B, self.W, self.C, self.seed = episodes, min(streams, len(episodes)), window, chunk, seed
         self.has_rgb, self.align, self.proprio_noise = "rgb" in episodes[0], align, proprio_noise
         self.tokens = [tokenize(str(e["instruction"]), vocab, max_tokens) for e in episodes]
+        self.keyframe_weight = keyframe_weight
+        self.key = []  # per episode (T,) bool: the action jumps at this step
+        for e in episodes:
+            a = np.asarray(e["action"], np.float32)
+            jump = np.zeros(len(a), bool)
+            jump[1:] = np.abs(np.diff(a, axis=0)).max(-1) > keyframe_change
+            self.key.append(jump)
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -83,6 +98,8 @@ class EpisodicWindows(torch.utils.data.Dataset):
         tt = min(t, T - 1)
         out = {"proprio": ep["proprio"][tt], "instr": self.tokens[e], "action": act, "chunk_mask": valid,
                "is_first": t == 0, "is_last": t == T - 1}
+        if self.keyframe_weight != 1.0:
+            out["weight"] = np.where(self.key[e][np.minimum(idx, T - 1)], self.keyframe_weight, 1.0).astype(np.float32)
         if self.has_rgb:
             out["rgb"] = ep["rgb"][tt]
         return out
@@ -138,6 +155,8 @@ class ControlDemosConfig(EnvConfig):
     seed: int = 0  # stream order (and in-memory demo seeds)
     align: bool = False  # start every episode at a window edge (see EpisodicWindows)
     proprio_noise: float = 0.0  # std of Gaussian noise added to the training proprio (every step; 0 = none)
+    keyframe_weight: float = 1.0  # loss weight of keyframe targets (action jumps; see EpisodicWindows); 1 = off
+    keyframe_change: float = 0.5  # largest absolute action change that makes a step a keyframe
 
 
 def load_demos(cfg: ControlDemosConfig, data_root=None) -> list[dict]:
@@ -158,9 +177,12 @@ def load_demos(cfg: ControlDemosConfig, data_root=None) -> list[dict]:
 @register_dataset("control_demos", config=ControlDemosConfig)
 def control_demos(cfg: ControlDemosConfig, data_root: Path | None = None) -> DataBundle:
     """Oracle demonstrations (.npz episodes / ManiSkill .h5 / in-memory cue task) as episodic TBPTT windows."""
+    if cfg.keyframe_weight <= 0 or cfg.keyframe_change < 0:
+        raise ConfigError(f"data.keyframe_weight={cfg.keyframe_weight}, data.keyframe_change={cfg.keyframe_change}: "
+                          f"expected a weight > 0 (1 = off) and a change >= 0")
     eps = load_demos(cfg, data_root)
     ds = EpisodicWindows(eps, cfg.streams, cfg.window, cfg.chunk, cfg.seed, cfg.vocab, cfg.max_tokens, cfg.align,
-                         cfg.proprio_noise)
+                         cfg.proprio_noise, cfg.keyframe_weight, cfg.keyframe_change)
     rgb = eps[0].get("rgb")
     mk = {"image_channels": int(rgb.shape[-1]) if rgb is not None else 0, "proprio_dim": int(eps[0]["proprio"].shape[-1]),
           "action_dim": int(eps[0]["action"].shape[-1]), "chunk": cfg.chunk, "vocab": cfg.vocab, "max_tokens": cfg.max_tokens}

@@ -90,9 +90,12 @@ class StepEncoder(nn.Module):
         return tokens, pad
 
 
-def l1_chunk_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean |pred - target| over valid chunk entries: pred/target (..., C, A), mask (..., C)."""
-    m = mask.to(pred.dtype)[..., None]  # (..., C, 1)
+def l1_chunk_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                  weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted mean |pred - target| over valid chunk entries: pred/target (..., C, A), mask and
+    weight (..., C); no weight = plain mean."""
+    m = mask.to(pred.dtype) if weight is None else mask.to(pred.dtype) * weight.to(pred.dtype)
+    m = m[..., None]  # (..., C, 1)
     return ((pred - target).abs() * m).sum() / (m.sum() * pred.shape[-1]).clamp_min(1.0)
 
 

@@ -131,7 +131,7 @@ class LSTMPolicy(nn.Module):
             carry = None
         pred, state = self(batch, carry)
         self._carry = self.detach_state(state)
-        loss = l1_chunk_loss(pred, batch["action"], batch["chunk_mask"])
+        loss = l1_chunk_loss(pred, batch["action"], batch["chunk_mask"], batch.get("weight"))
         return loss, {"l1": float(loss.detach())}
 
     @torch.no_grad()

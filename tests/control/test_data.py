@@ -213,3 +213,27 @@ def test_episodic_windows_proprio_noise_is_fresh_and_reproducible():
     assert torch.equal(again[0]["proprio"], noisy[0]["proprio"])  # a function of (seed, epoch, item)
     noisy.set_epoch(1), clean.set_epoch(1)
     assert not torch.allclose(noisy[0]["proprio"] - clean[0]["proprio"], d)  # and of the epoch
+
+
+def test_episodic_windows_keyframe_weight_marks_action_jumps_and_weights_the_loss():
+    from ostinato.control.models.encoders import l1_chunk_loss
+
+    eps = _episodes([6, 6])
+    for e in eps:  # the action (second column counts steps: +1 each) jumps by 5 at step 3
+        e["action"][3:, 1] += 5.0
+    plain = EpisodicWindows(eps, streams=2, window=6, chunk=2, seed=0, vocab=16, max_tokens=2)
+    ds = EpisodicWindows(eps, streams=2, window=6, chunk=2, seed=0, vocab=16, max_tokens=2, keyframe_weight=4.0,
+                         keyframe_change=2.0)
+    assert "weight" not in plain[0]
+    b = ds[0]
+    w = b["weight"]  # (B, W, C): chunk entry c of step t targets step t + c
+    want = torch.ones(2, 6, 2)
+    want[:, 3, 0] = 4.0  # step 3 itself
+    want[:, 2, 1] = 4.0  # step 2's chunk, second entry (step 3)
+    assert torch.equal(w, want)
+    pred = torch.zeros_like(b["action"])
+    err = b["action"].abs().mean(-1)  # (B, W, C)
+    m = b["chunk_mask"].float() * w
+    assert torch.allclose(l1_chunk_loss(pred, b["action"], b["chunk_mask"], w), (err * m).sum() / m.sum())
+    assert not torch.allclose(l1_chunk_loss(pred, b["action"], b["chunk_mask"]),
+                              l1_chunk_loss(pred, b["action"], b["chunk_mask"], w))
