@@ -64,8 +64,8 @@ class EpisodicWindows(torch.utils.data.Dataset):
         self.has_rgb, self.align, self.proprio_noise = "rgb" in episodes[0], align, proprio_noise
         self.tokens = [tokenize(str(e["instruction"]), vocab, max_tokens) for e in episodes]
         self.keyframe_weight = keyframe_weight
-        self.key = []  # per episode (T,) bool: the action jumps at this step
-        for e in episodes:
+        self.key = []  # per episode (T,) bool: the action jumps at this step (only with a keyframe weight)
+        for e in episodes if keyframe_weight != 1.0 else []:
             a = np.asarray(e["action"], np.float32)
             jump = np.zeros(len(a), bool)
             jump[1:] = np.abs(np.diff(a, axis=0)).max(-1) > keyframe_change
