@@ -229,6 +229,8 @@ def fit(
     if t_cfg.threads:
         torch.set_num_threads(t_cfg.threads)
     seed_everything(t_cfg.seed)
+    if t_cfg.ema_decay and not 0.0 < t_cfg.ema_decay < 1.0:  # before the data and model are built
+        raise ConfigError(f"trainer.ema_decay={t_cfg.ema_decay}: expected 0 (off) or a decay in (0, 1)")
 
     state = None
     if resume:
@@ -269,8 +271,6 @@ def fit(
 
     ema = None
     if t_cfg.ema_decay:
-        if not 0.0 < t_cfg.ema_decay < 1.0:
-            raise ConfigError(f"trainer.ema_decay={t_cfg.ema_decay}: expected 0 (off) or a decay in (0, 1)")
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t_cfg.ema_decay), use_buffers=True)

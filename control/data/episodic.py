@@ -94,12 +94,13 @@ class EpisodicWindows(torch.utils.data.Dataset):
         T = len(ep["action"])
         idx = np.arange(t, t + self.C)
         valid = (idx < T) & (t < T)  # filler steps (t >= T) carry no loss
-        act = ep["action"][np.minimum(idx, T - 1)]  # (C, A)
+        src = np.minimum(idx, T - 1)  # chunk entries past the end repeat the last step
+        act = ep["action"][src]  # (C, A)
         tt = min(t, T - 1)
         out = {"proprio": ep["proprio"][tt], "instr": self.tokens[e], "action": act, "chunk_mask": valid,
                "is_first": t == 0, "is_last": t == T - 1}
         if self.keyframe_weight != 1.0:
-            out["weight"] = np.where(self.key[e][np.minimum(idx, T - 1)], self.keyframe_weight, 1.0).astype(np.float32)
+            out["weight"] = np.where(self.key[e][src], self.keyframe_weight, 1.0).astype(np.float32)
         if self.has_rgb:
             out["rgb"] = ep["rgb"][tt]
         return out
