@@ -129,8 +129,53 @@ def _rollout(model, env_cfg, seeds, execution, max_steps, parallel, gif_dir, gif
             "env_steps_per_s": round(n_steps / max(wall, 1e-9), 1), "episodes": float(len(seeds))}
 
 
+@torch.no_grad()
+def demo_metrics(model, windows, group: int = 64) -> dict[str, float]:
+    """Teacher-forced metrics on held-out demos (``data.val_demos``; no simulator needed).
+
+    ``windows`` holds one whole episode per stream in a single window (see ``control_demos``).
+    The policy runs over each episode from its learned initial memory, fed the recorded
+    observations. Returns ``demo_l1`` (the training loss, unweighted), ``key_l1`` (L1 of the
+    first chunk entry at keyframes, the steps where the expert's action jumps by more than
+    ``data.keyframe_change``) and ``key_acc`` (the fraction of keyframes where the predicted
+    jump ``pred - a[t-1]`` points the expert's way, cosine > 0.9). On RememberColor3 the one
+    keyframe is the first move after the reveal, the step that needs the remembered colour.
+    """
+    from .models.encoders import l1_chunk_loss
+
+    model.eval()
+    device = next(model.parameters()).device
+    item = windows[0]  # (N, W, ...) every held-out episode
+    N = item["is_first"].shape[0]
+    l1_sum = l1_n = 0.0
+    key_err, key_hit = [], []
+    for s in range(0, N, group):
+        b = {k: v[s : s + group].to(device) for k, v in item.items()}
+        pred, _ = model(b, model.init_state(b["is_first"].shape[0], device))  # (B, W, C, A)
+        pred = pred.float()
+        m = b["chunk_mask"]
+        n = float(m.sum())
+        l1_sum += float(l1_chunk_loss(pred, b["action"], m)) * n
+        l1_n += n
+        key = (b["weight"][:, 1:, 0] > 1) & m[:, 1:, 0]  # (B, W-1): the action at step t>=1 jumps
+        a_prev, a_t, p_t = b["action"][:, :-1, 0], b["action"][:, 1:, 0], pred[:, 1:, 0]  # (B, W-1, A)
+        key_err.append((p_t - a_t).abs().mean(-1)[key])
+        cos = torch.nn.functional.cosine_similarity(p_t - a_prev, a_t - a_prev, dim=-1)
+        key_hit.append((cos > 0.9)[key].float())
+    out = {"demo_l1": l1_sum / max(l1_n, 1.0)}
+    err, hit = torch.cat(key_err), torch.cat(key_hit)
+    if len(err):
+        out.update(key_l1=float(err.mean()), key_acc=float(hit.mean()), keyframes=float(len(err)))
+    return out
+
+
 def evaluate(model, data, split: str, cfg) -> dict[str, float]:
-    """Domain evaluator: rollouts on the val (seeds 1_000_000+i) or test (4242424242+i) seeds."""
+    """Domain evaluator: rollouts on the val (seeds 1_000_000+i) or test (4242424242+i) seeds.
+
+    With ``data.val_demos`` the val split also reports :func:`demo_metrics`, and
+    ``eval.val_episodes=0`` makes validation teacher-forced only (no simulator: a machine
+    without ManiSkill can train and select checkpoints on ``demo_l1`` or ``key_acc``).
+    """
     from ostinato.core.config import from_dict
 
     ev = from_dict(ControlEvalConfig, cfg.eval or {}, where="eval")
@@ -138,5 +183,10 @@ def evaluate(model, data, split: str, cfg) -> dict[str, float]:
     base = VAL_SEED_BASE if split == "val" else TEST_SEED_BASE
     env_cfg = data.meta["env"]
     gifs = ev.save_gifs
-    return rollout(model, env_cfg, [base + i for i in range(n)], ev.execution, ev.max_steps, ev.parallel,
-                   gifs, ev.gif_episodes if gifs else 0)
+    out: dict[str, float] = {}
+    if split == "val" and data.meta.get("val_windows") is not None:
+        out.update(demo_metrics(model, data.meta["val_windows"]))
+    if n > 0 or not out:
+        out.update(rollout(model, env_cfg, [base + i for i in range(n)], ev.execution, ev.max_steps, ev.parallel,
+                           gifs, ev.gif_episodes if gifs else 0))
+    return out

@@ -158,6 +158,8 @@ class ControlDemosConfig(EnvConfig):
     proprio_noise: float = 0.0  # std of Gaussian noise added to the training proprio (every step; 0 = none)
     keyframe_weight: float = 1.0  # loss weight of keyframe targets (action jumps; see EpisodicWindows); 1 = off
     keyframe_change: float = 0.5  # largest absolute action change that makes a step a keyframe
+    val_demos: str = ""  # held-out demo folder: teacher-forced validation metrics (see control.evaluate)
+    val_demo_episodes: int = 100  # held-out demos used (0 = all)
 
 
 def load_demos(cfg: ControlDemosConfig, data_root=None) -> list[dict]:
@@ -190,8 +192,24 @@ def control_demos(cfg: ControlDemosConfig, data_root: Path | None = None) -> Dat
     if rgb is not None and rgb.shape[1] != cfg.image_size:
         raise DataError(f"demos are {rgb.shape[1]}x{rgb.shape[2]} images but data.image_size={cfg.image_size}")
     env_cfg = EnvConfig(**{k: getattr(cfg, k) for k in EnvConfig.__dataclass_fields__})
+    meta = {"env": env_cfg, "n_demos": len(eps), "demo_steps": int(sum(len(e["action"]) for e in eps))}
+    if cfg.val_demos:
+        from .demos import load_episodes
+
+        vp = locate(cfg.val_demos, data_root, hint=f"record held-out demos with `ostinato control collect {cfg.env} "
+                                                   f"--seed 1000000 --out DIR`")
+        val_eps = load_episodes(vp, cfg.val_demo_episodes)
+        v = val_eps[0]
+        if (v["action"].shape[-1], v["proprio"].shape[-1], v["rgb"].shape[1:] if "rgb" in v else None) != (
+                mk["action_dim"], mk["proprio_dim"], rgb.shape[1:] if rgb is not None else None):
+            raise DataError(f"data.val_demos={vp}: its episodes do not match the training demos (expected the "
+                            f"same action, proprio and image sizes)")
+        # one stream per held-out episode, one window per whole (aligned) episode: a single pass
+        longest = max(len(e["action"]) for e in val_eps)
+        meta["val_windows"] = EpisodicWindows(val_eps, len(val_eps), longest, cfg.chunk, 0, cfg.vocab,
+                                              cfg.max_tokens, align=True, keyframe_weight=2.0,
+                                              keyframe_change=cfg.keyframe_change)
     return DataBundle(
         train=ds, val=RolloutSplit(VAL_SEED_BASE), test=RolloutSplit(TEST_SEED_BASE), batch_size=1, collate=unwrap,
-        shuffle=False, model_kwargs=mk,
-        meta={"env": env_cfg, "n_demos": len(eps), "demo_steps": int(sum(len(e["action"]) for e in eps))},
+        shuffle=False, model_kwargs=mk, meta=meta,
     )
