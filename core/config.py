@@ -48,6 +48,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"config key {key!r}: expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         choices = get_args(tp)
+        if isinstance(value, bool) and value not in choices:  # YAML 1.1 reads off/on/no/yes as booleans
+            spelled = [c for c in (("off", "no", "false") if not value else ("on", "yes", "true")) if c in choices]
+            value = spelled[0] if spelled else value
         if value not in choices:
             raise ConfigError(f"config key {key!r}: expected one of {list(choices)}, got {value!r}")
         return value

@@ -62,6 +62,12 @@ def test_from_dict_checks_keys_and_types():
         from_dict(_Cfg, {"width": "wide"})
     with pytest.raises(ConfigError, match=r"expected one of \['relu', 'gelu'\]"):
         from_dict(_Cfg, {"act": "tanh"})
+    # YAML 1.1 reads `trainer.amp=off` as False: a Literal that has "off" takes it back
+    from ostinato.core.recipe import TrainerConfig
+
+    assert from_dict(TrainerConfig, {"amp": parse_override("trainer.amp=off")[1]}).amp == "off"
+    with pytest.raises(ConfigError, match=r"expected one of \['relu', 'gelu'\], got False"):
+        from_dict(_Cfg, {"act": False})
     with pytest.raises(ConfigError, match="expected 2 values"):
         from_dict(_Cfg, {"dims": [1]})
     with pytest.raises(ConfigError, match="expected true/false"):
