@@ -141,6 +141,7 @@ def demo_metrics(model, windows, group: int = 64) -> dict[str, float]:
     jump ``pred - a[t-1]`` points the expert's way, cosine > 0.9). On RememberColor3 the one
     keyframe is the first move after the reveal, the step that needs the remembered colour.
     """
+    from .data.episodic import action_jumps
     from .models.encoders import l1_chunk_loss
 
     model.eval()
@@ -157,8 +158,9 @@ def demo_metrics(model, windows, group: int = 64) -> dict[str, float]:
         n = float(m.sum())
         l1_sum += float(l1_chunk_loss(pred, b["action"], m)) * n
         l1_n += n
-        key = (b["weight"][:, 1:, 0] > 1) & m[:, 1:, 0]  # (B, W-1): the action at step t>=1 jumps
-        a_prev, a_t, p_t = b["action"][:, :-1, 0], b["action"][:, 1:, 0], pred[:, 1:, 0]  # (B, W-1, A)
+        a = b["action"][:, :, 0]  # (B, W, A) the action taken at each step
+        key = action_jumps(a, windows.keyframe_change) & m[:, 1:, 0]  # (B, W-1): step t>=1 is a keyframe
+        a_prev, a_t, p_t = a[:, :-1], a[:, 1:], pred[:, 1:, 0]  # (B, W-1, A)
         key_err.append((p_t - a_t).abs().mean(-1)[key])
         cos = torch.nn.functional.cosine_similarity(p_t - a_prev, a_t - a_prev, dim=-1)
         key_hit.append((cos > 0.9)[key].float())

@@ -49,6 +49,12 @@ from ..envs import EnvConfig
 from ..models.encoders import tokenize
 
 
+def action_jumps(a, change: float):
+    """Actions ``(..., T, A)`` (numpy or torch) -> ``(..., T-1)`` bool: step t >= 1 is a keyframe,
+    some action entry changed by more than ``change`` from step t-1."""
+    return (abs(a[..., 1:, :] - a[..., :-1, :]) > change).any(-1)
+
+
 def unwrap(items: list) -> dict:
     """Collate for a batch of one pre-batched window."""
     return items[0]
@@ -63,12 +69,11 @@ class EpisodicWindows(torch.utils.data.Dataset):
         self.eps, self.B, self.W, self.C, self.seed = episodes, min(streams, len(episodes)), window, chunk, seed
         self.has_rgb, self.align, self.proprio_noise = "rgb" in episodes[0], align, proprio_noise
         self.tokens = [tokenize(str(e["instruction"]), vocab, max_tokens) for e in episodes]
-        self.keyframe_weight = keyframe_weight
+        self.keyframe_weight, self.keyframe_change = keyframe_weight, keyframe_change
         self.key = []  # per episode (T,) bool: the action jumps at this step (only with a keyframe weight)
         for e in episodes if keyframe_weight != 1.0 else []:
-            a = np.asarray(e["action"], np.float32)
-            jump = np.zeros(len(a), bool)
-            jump[1:] = np.abs(np.diff(a, axis=0)).max(-1) > keyframe_change
+            jump = np.zeros(len(e["action"]), bool)
+            jump[1:] = action_jumps(np.asarray(e["action"], np.float32), keyframe_change)
             self.key.append(jump)
         self.set_epoch(0)
 
@@ -207,8 +212,7 @@ def control_demos(cfg: ControlDemosConfig, data_root: Path | None = None) -> Dat
         # one stream per held-out episode, one window per whole (aligned) episode: a single pass
         longest = max(len(e["action"]) for e in val_eps)
         meta["val_windows"] = EpisodicWindows(val_eps, len(val_eps), longest, cfg.chunk, 0, cfg.vocab,
-                                              cfg.max_tokens, align=True, keyframe_weight=2.0,
-                                              keyframe_change=cfg.keyframe_change)
+                                              cfg.max_tokens, align=True, keyframe_change=cfg.keyframe_change)
     return DataBundle(
         train=ds, val=RolloutSplit(VAL_SEED_BASE), test=RolloutSplit(TEST_SEED_BASE), batch_size=1, collate=unwrap,
         shuffle=False, model_kwargs=mk, meta=meta,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ostinato.control.data.demos import collect, save_episode
+from ostinato.control.data.demos import collect
 from ostinato.control.data.episodic import EpisodicWindows
 from ostinato.control.envs import EnvConfig
 from ostinato.control.evaluate import demo_metrics
@@ -25,7 +25,7 @@ def _episodes():
 
 
 def _windows(eps):
-    return EpisodicWindows(eps, len(eps), 5, chunk=2, align=True, keyframe_weight=2.0, keyframe_change=0.5)
+    return EpisodicWindows(eps, len(eps), 5, chunk=2, align=True, keyframe_change=0.5)
 
 
 class _Oracle(torch.nn.Module):
