@@ -27,6 +27,11 @@ previous step's action > ``keyframe_change``), after "keyframe-focused" imitatio
 NeurIPS 2021), which counters copycat shortcuts. On RememberColor3 the keyframe is the first
 move at the reveal, the one step that needs the remembered colour; the other steps can be
 predicted from the arm's own motion. The item then also holds ``weight (B, W, C)``.
+``keyframe_mode`` picks which chunk entries get the weight: ``"target"`` (default) those whose
+target step is a keyframe, so the chunks of the C-1 steps before it too, although those
+steps cannot see what the keyframe's action depends on (on RememberColor3 the cubes appear
+at the keyframe), or ``"step"`` the whole chunk predicted at a keyframe step, every entry of
+which can be inferred from that step's inputs and memory.
 
 Item (tensors): ``rgb (B, W, S, S, c) uint8`` (when the demos have images), ``proprio (B, W,
 P)``, ``instr (B, W, L) long``, ``action (B, W, C, A)`` (the next C actions of the same
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -63,13 +69,13 @@ def unwrap(items: list) -> dict:
 class EpisodicWindows(torch.utils.data.Dataset):
     def __init__(self, episodes: list[dict], streams: int = 8, window: int = 8, chunk: int = 8, seed: int = 0,
                  vocab: int = 512, max_tokens: int = 16, align: bool = False, proprio_noise: float = 0.0,
-                 keyframe_weight: float = 1.0, keyframe_change: float = 0.5):
+                 keyframe_weight: float = 1.0, keyframe_change: float = 0.5, keyframe_mode: str = "target"):
         if not episodes:
             raise ValueError("EpisodicWindows: expected at least one episode")
         self.eps, self.B, self.W, self.C, self.seed = episodes, min(streams, len(episodes)), window, chunk, seed
         self.has_rgb, self.align, self.proprio_noise = "rgb" in episodes[0], align, proprio_noise
         self.tokens = [tokenize(str(e["instruction"]), vocab, max_tokens) for e in episodes]
-        self.keyframe_weight, self.keyframe_change = keyframe_weight, keyframe_change
+        self.keyframe_weight, self.keyframe_change, self.keyframe_mode = keyframe_weight, keyframe_change, keyframe_mode
         self.key = []  # per episode (T,) bool: the action jumps at this step (only with a keyframe weight)
         for e in episodes if keyframe_weight != 1.0 else []:
             jump = np.zeros(len(e["action"]), bool)
@@ -105,7 +111,8 @@ class EpisodicWindows(torch.utils.data.Dataset):
         out = {"proprio": ep["proprio"][tt], "instr": self.tokens[e], "action": act, "chunk_mask": valid,
                "is_first": t == 0, "is_last": t == T - 1}
         if self.keyframe_weight != 1.0:
-            out["weight"] = np.where(self.key[e][src], self.keyframe_weight, 1.0).astype(np.float32)
+            hit = self.key[e][src] if self.keyframe_mode == "target" else np.full(self.C, self.key[e][tt])
+            out["weight"] = np.where(hit, self.keyframe_weight, 1.0).astype(np.float32)
         if self.has_rgb:
             out["rgb"] = ep["rgb"][tt]
         return out
@@ -163,6 +170,7 @@ class ControlDemosConfig(EnvConfig):
     proprio_noise: float = 0.0  # std of Gaussian noise added to the training proprio (every step; 0 = none)
     keyframe_weight: float = 1.0  # loss weight of keyframe targets (action jumps; see EpisodicWindows); 1 = off
     keyframe_change: float = 0.5  # largest absolute action change that makes a step a keyframe
+    keyframe_mode: Literal["target", "step"] = "target"  # weight entries aimed at a keyframe, or a keyframe step's chunk
     val_demos: str = ""  # held-out demo folder: teacher-forced validation metrics (see control.evaluate)
     val_demo_episodes: int = 100  # held-out demos used (0 = all)
 
@@ -190,7 +198,7 @@ def control_demos(cfg: ControlDemosConfig, data_root: Path | None = None) -> Dat
                           f"expected a weight > 0 (1 = off) and a change >= 0")
     eps = load_demos(cfg, data_root)
     ds = EpisodicWindows(eps, cfg.streams, cfg.window, cfg.chunk, cfg.seed, cfg.vocab, cfg.max_tokens, cfg.align,
-                         cfg.proprio_noise, cfg.keyframe_weight, cfg.keyframe_change)
+                         cfg.proprio_noise, cfg.keyframe_weight, cfg.keyframe_change, cfg.keyframe_mode)
     rgb = eps[0].get("rgb")
     mk = {"image_channels": int(rgb.shape[-1]) if rgb is not None else 0, "proprio_dim": int(eps[0]["proprio"].shape[-1]),
           "action_dim": int(eps[0]["action"].shape[-1]), "chunk": cfg.chunk, "vocab": cfg.vocab, "max_tokens": cfg.max_tokens}

@@ -237,3 +237,20 @@ def test_episodic_windows_keyframe_weight_marks_action_jumps_and_weights_the_los
     assert torch.allclose(l1_chunk_loss(pred, b["action"], b["chunk_mask"], w), (err * m).sum() / m.sum())
     assert not torch.allclose(l1_chunk_loss(pred, b["action"], b["chunk_mask"]),
                               l1_chunk_loss(pred, b["action"], b["chunk_mask"], w))
+
+
+def test_episodic_windows_keyframe_mode_step_weights_the_keyframe_steps_whole_chunk():
+    eps = _episodes([6, 6])
+    for e in eps:  # a jump at step 3, as above
+        e["action"][3:, 1] += 5.0
+    ds = EpisodicWindows(eps, streams=2, window=6, chunk=3, seed=0, vocab=16, max_tokens=2, keyframe_weight=4.0,
+                         keyframe_change=2.0, keyframe_mode="step")
+    want = torch.ones(2, 6, 3)
+    want[:, 3, :] = 4.0  # every entry of the chunk predicted at step 3; none of step 1's or 2's
+    assert torch.equal(ds[0]["weight"], want)
+    from ostinato.control.data.episodic import ControlDemosConfig
+    from ostinato.core.config import from_dict
+    from ostinato.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="keyframe_mode"):
+        from_dict(ControlDemosConfig, {"keyframe_mode": "sideways"})
