@@ -72,6 +72,8 @@ class EpisodicWindows(torch.utils.data.Dataset):
                  keyframe_weight: float = 1.0, keyframe_change: float = 0.5, keyframe_mode: str = "target"):
         if not episodes:
             raise ValueError("EpisodicWindows: expected at least one episode")
+        if keyframe_mode not in ("target", "step"):
+            raise ConfigError(f"keyframe_mode={keyframe_mode!r}: expected 'target' or 'step'")
         self.eps, self.B, self.W, self.C, self.seed = episodes, min(streams, len(episodes)), window, chunk, seed
         self.has_rgb, self.align, self.proprio_noise = "rgb" in episodes[0], align, proprio_noise
         self.tokens = [tokenize(str(e["instruction"]), vocab, max_tokens) for e in episodes]

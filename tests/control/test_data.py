@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from ostinato.control.data.demos import collect, load_episode, load_episodes, oracle_episodes, read_maniskill_h5
-from ostinato.control.data.episodic import EpisodicWindows
+from ostinato.control.data.episodic import ControlDemosConfig, EpisodicWindows
 from ostinato.control.envs import EnvConfig, make_env
 from ostinato.control.envs.cue import CueTask
-from ostinato.core.errors import DataError
+from ostinato.core.config import from_dict
+from ostinato.core.errors import ConfigError, DataError
 
 
 def _episodes(lengths):
@@ -180,8 +181,6 @@ def test_episodic_windows_stream_episodes_with_is_first():
 
 
 def test_make_env_unknown_name_is_config_error():
-    from ostinato.core.errors import ConfigError
-
     with pytest.raises(ConfigError, match="unknown env"):
         make_env(EnvConfig(env="NoSuchEnv-v9"))
 
@@ -248,9 +247,7 @@ def test_episodic_windows_keyframe_mode_step_weights_the_keyframe_steps_whole_ch
     want = torch.ones(2, 6, 3)
     want[:, 3, :] = 4.0  # every entry of the chunk predicted at step 3; none of step 1's or 2's
     assert torch.equal(ds[0]["weight"], want)
-    from ostinato.control.data.episodic import ControlDemosConfig
-    from ostinato.core.config import from_dict
-    from ostinato.core.errors import ConfigError
-
     with pytest.raises(ConfigError, match="keyframe_mode"):
         from_dict(ControlDemosConfig, {"keyframe_mode": "sideways"})
+    with pytest.raises(ConfigError, match="keyframe_mode"):
+        EpisodicWindows(eps, streams=2, window=6, chunk=3, keyframe_weight=4.0, keyframe_mode="steps")
