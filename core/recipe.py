@@ -72,6 +72,7 @@ class TrainerConfig:
     num_workers: int = 0
     threads: int = 0  # torch.set_num_threads; 0: leave as is
     test_at_end: bool = True  # evaluate best.pt on test once, at the end
+    init_from: str = ""  # a checkpoint (best.pt / last.pt) whose model weights start this run (fine-tuning); "" = none
 
 
 @dataclass

@@ -242,6 +242,15 @@ def fit(
 
     data = build_data(cfg, data_root)
     model = build_model(cfg, data.model_kwargs).to(device)
+    if t_cfg.init_from and state is None:  # weights only: a fresh optimizer, schedule and step count
+        init = ckpt.load(t_cfg.init_from)
+        if "model" not in init:
+            raise ConfigError(f"trainer.init_from={t_cfg.init_from}: expected a training checkpoint with model weights")
+        try:
+            model.load_state_dict(init["model"])
+        except RuntimeError as e:
+            raise ConfigError(f"trainer.init_from={t_cfg.init_from}: its weights do not fit this model "
+                              f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e})") from None
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         save_yaml(to_dict(cfg), out / "config.yaml")

@@ -33,6 +33,14 @@ steps cannot see what the keyframe's action depends on (on RememberColor3 the cu
 at the keyframe), or ``"step"`` the whole chunk predicted at a keyframe step, every entry of
 which can be inferred from that step's inputs and memory.
 
+``keyframe_only`` (off by default; not in muVLA) trains on the keyframes alone: every other
+chunk entry gets weight 0, and an episode's windows after the one that holds its last keyframe
+are dropped (episodes without a keyframe are dropped whole), so every kept window still
+starts at an episode start or continues the window before it and the carried memory stays
+exact. It needs ``align=True``. Meant as a first training phase (then full behaviour cloning
+from its weights, ``trainer.init_from``): probes on RememberColor3 crossed the decision's
+chance plateau only with about 64 undiluted decisions per batch (control/README.md).
+
 Item (tensors): ``rgb (B, W, S, S, c) uint8`` (when the demos have images), ``proprio (B, W,
 P)``, ``instr (B, W, L) long``, ``action (B, W, C, A)`` (the next C actions of the same
 episode), ``chunk_mask (B, W, C)`` (False past the episode end), ``is_first (B, W)``,
@@ -69,30 +77,42 @@ def unwrap(items: list) -> dict:
 class EpisodicWindows(torch.utils.data.Dataset):
     def __init__(self, episodes: list[dict], streams: int = 8, window: int = 8, chunk: int = 8, seed: int = 0,
                  vocab: int = 512, max_tokens: int = 16, align: bool = False, proprio_noise: float = 0.0,
-                 keyframe_weight: float = 1.0, keyframe_change: float = 0.5, keyframe_mode: str = "target"):
+                 keyframe_weight: float = 1.0, keyframe_change: float = 0.5, keyframe_mode: str = "target",
+                 keyframe_only: bool = False):
         if not episodes:
             raise ValueError("EpisodicWindows: expected at least one episode")
         if keyframe_mode not in ("target", "step"):
             raise ConfigError(f"keyframe_mode={keyframe_mode!r}: expected 'target' or 'step'")
-        self.eps, self.B, self.W, self.C, self.seed = episodes, min(streams, len(episodes)), window, chunk, seed
+        if keyframe_only and not align:
+            raise ConfigError("keyframe_only=True needs align=True (windows must start at episode starts)")
+        self.eps, self.W, self.C, self.seed = episodes, window, chunk, seed
         self.has_rgb, self.align, self.proprio_noise = "rgb" in episodes[0], align, proprio_noise
         self.tokens = [tokenize(str(e["instruction"]), vocab, max_tokens) for e in episodes]
         self.keyframe_weight, self.keyframe_change, self.keyframe_mode = keyframe_weight, keyframe_change, keyframe_mode
+        self.keyframe_only = keyframe_only
+        self.weighted = keyframe_weight != 1.0 or keyframe_only
         self.key = []  # per episode (T,) bool: the action jumps at this step (only with a keyframe weight)
-        for e in episodes if keyframe_weight != 1.0 else []:
+        for e in episodes if self.weighted else []:
             jump = np.zeros(len(e["action"]), bool)
             jump[1:] = action_jumps(np.asarray(e["action"], np.float32), keyframe_change)
             self.key.append(jump)
+        if keyframe_only and not any(k.any() for k in self.key):
+            raise DataError(f"keyframe_only=True: no episode has a keyframe (an action change > {keyframe_change})")
+        # the episodes the streams play (keyframe_only drops those without a keyframe)
+        self.use = np.array([i for i, k in enumerate(self.key) if k.any()] if keyframe_only else range(len(episodes)))
+        self.B = min(streams, len(self.use))
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-        order = index_rng(self.seed, epoch, 0).permutation(len(self.eps))
+        order = self.use[index_rng(self.seed, epoch, 0).permutation(len(self.use))]
         self.streams = [order[s :: self.B] for s in range(self.B)]
         # per stream: (episode, step) of every timeline position
         self.timeline = []
         for eps in self.streams:
             lens = [len(self.eps[e]["action"]) for e in eps]
+            if self.keyframe_only:  # up to the window that holds the last keyframe
+                lens = [int(np.flatnonzero(self.key[e])[-1]) + 1 for e in eps]
             slots = [-(-T // self.W) * self.W if self.align else T for T in lens]  # filler up to a window edge
             e_idx = np.concatenate([np.full(n, e) for e, n in zip(eps, slots)])
             s_idx = np.concatenate([np.arange(n) for n in slots])  # steps >= T are filler
@@ -112,9 +132,10 @@ class EpisodicWindows(torch.utils.data.Dataset):
         tt = min(t, T - 1)
         out = {"proprio": ep["proprio"][tt], "instr": self.tokens[e], "action": act, "chunk_mask": valid,
                "is_first": t == 0, "is_last": t == T - 1}
-        if self.keyframe_weight != 1.0:
+        if self.weighted:
             hit = self.key[e][src] if self.keyframe_mode == "target" else np.full(self.C, self.key[e][tt])
-            out["weight"] = np.where(hit, self.keyframe_weight, 1.0).astype(np.float32)
+            other = 0.0 if self.keyframe_only else 1.0
+            out["weight"] = np.where(hit, self.keyframe_weight, other).astype(np.float32)
         if self.has_rgb:
             out["rgb"] = ep["rgb"][tt]
         return out
@@ -173,6 +194,7 @@ class ControlDemosConfig(EnvConfig):
     keyframe_weight: float = 1.0  # loss weight of keyframe targets (action jumps; see EpisodicWindows); 1 = off
     keyframe_change: float = 0.5  # largest absolute action change that makes a step a keyframe
     keyframe_mode: Literal["target", "step"] = "target"  # weight entries aimed at a keyframe, or a keyframe step's chunk
+    keyframe_only: bool = False  # train on keyframe entries alone (weight 0 elsewhere; needs align; see EpisodicWindows)
     val_demos: str = ""  # held-out demo folder: teacher-forced validation metrics (see control.evaluate)
     val_demo_episodes: int = 100  # held-out demos used (0 = all)
 
@@ -200,7 +222,8 @@ def control_demos(cfg: ControlDemosConfig, data_root: Path | None = None) -> Dat
                           f"expected a weight > 0 (1 = off) and a change >= 0")
     eps = load_demos(cfg, data_root)
     ds = EpisodicWindows(eps, cfg.streams, cfg.window, cfg.chunk, cfg.seed, cfg.vocab, cfg.max_tokens, cfg.align,
-                         cfg.proprio_noise, cfg.keyframe_weight, cfg.keyframe_change, cfg.keyframe_mode)
+                         cfg.proprio_noise, cfg.keyframe_weight, cfg.keyframe_change, cfg.keyframe_mode,
+                         cfg.keyframe_only)
     rgb = eps[0].get("rgb")
     mk = {"image_channels": int(rgb.shape[-1]) if rgb is not None else 0, "proprio_dim": int(eps[0]["proprio"].shape[-1]),
           "action_dim": int(eps[0]["action"].shape[-1]), "chunk": cfg.chunk, "vocab": cfg.vocab, "max_tokens": cfg.max_tokens}

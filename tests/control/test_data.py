@@ -251,3 +251,25 @@ def test_episodic_windows_keyframe_mode_step_weights_the_keyframe_steps_whole_ch
         from_dict(ControlDemosConfig, {"keyframe_mode": "sideways"})
     with pytest.raises(ConfigError, match="keyframe_mode"):
         EpisodicWindows(eps, streams=2, window=6, chunk=3, keyframe_weight=4.0, keyframe_mode="steps")
+
+
+def test_episodic_windows_keyframe_only_keeps_windows_up_to_the_last_keyframe_and_weights_only_keyframes():
+    eps = _episodes([10, 10, 10])
+    eps[0]["action"][3:, 1] += 5.0  # episode 0 jumps at step 3, episode 1 at step 7, episode 2 never
+    eps[1]["action"][7:, 1] += 5.0
+    ds = EpisodicWindows(eps, streams=4, window=4, chunk=2, seed=0, vocab=16, max_tokens=2, align=True,
+                         keyframe_change=2.0, keyframe_mode="step", keyframe_only=True)
+    assert ds.B == 2 and len(ds) == 2  # episode 2 dropped; episode 1 keeps two windows (steps 0-7), episode 0 one
+    for i in range(2):
+        b = ds[i]
+        ep = b["proprio"][:, :, 0].floor().long()  # (B, W): proprio = episode + step / 100
+        step = ((b["proprio"][:, :, 0] - ep) * 100).round().long()
+        assert set(ep.flatten().tolist()) <= {0, 1}
+        key = ((ep == 0) & (step == 3)) | ((ep == 1) & (step == 7))
+        assert torch.equal(b["weight"], key[..., None].float().expand(-1, -1, 2))  # weight 1 at keyframes, else 0
+        assert torch.equal(b["is_first"], step == 0)
+        assert step.max() <= 7 and not ((ep == 0) & (step > 3)).any()  # nothing past the last keyframe's window
+    with pytest.raises(ConfigError, match="align"):
+        EpisodicWindows(eps, streams=2, window=4, keyframe_only=True)
+    with pytest.raises(DataError, match="no episode has a keyframe"):
+        EpisodicWindows(_episodes([6]), streams=2, window=4, align=True, keyframe_change=2.0, keyframe_only=True)

@@ -192,3 +192,19 @@ def test_resume_with_weight_ema_matches_an_uninterrupted_run(tmp_path, monkeypat
     ra = json.loads((tmp_path / "full" / "results.json").read_text())
     rb = json.loads((tmp_path / "cut" / "results.json").read_text())
     assert ra["val"] == rb["val"] and ra["test"] == rb["test"]
+
+
+def test_init_from_starts_from_a_checkpoints_weights_and_rejects_a_misfit(tmp_path):
+    fit(_cfg("trainer.max_steps=3"), tmp_path / "a", quiet=True)
+    a = ckpt.load(tmp_path / "a" / "last.pt")["model"]
+    # lr 0: the one step leaves the weights where they started
+    fit(_cfg("trainer.max_steps=1", "optim.lr=0", f"trainer.init_from={tmp_path / 'a' / 'last.pt'}"),
+        tmp_path / "b", quiet=True)
+    fit(_cfg("trainer.max_steps=1", "optim.lr=0"), tmp_path / "c", quiet=True)
+    b, c = ckpt.load(tmp_path / "b" / "last.pt"), ckpt.load(tmp_path / "c" / "last.pt")
+    assert b["pos"]["step"] == 1  # a fresh step count
+    for k, v in a.items():
+        assert torch.equal(b["model"][k], v), k
+    assert any(not torch.equal(c["model"][k], v) for k, v in a.items())  # without it: the fresh init
+    with pytest.raises(ConfigError, match="init_from.*do not fit"):
+        fit(_cfg("model.d_model=8", f"trainer.init_from={tmp_path / 'a' / 'last.pt'}"), tmp_path / "d", quiet=True)
