@@ -6,7 +6,9 @@ marks the first step of each episode, which is where the policy resets its memor
 sample); between items the policy carries its memory (detached), exactly like muVLA's
 trainer. The episode order of each stream is drawn from ``index_rng(seed, epoch, 0)`` in
 ``set_epoch``, so an epoch's windows are a function of (seed, epoch). A stream that runs out
-before the longest one wraps around to its first episode (``is_first`` set there too).
+before the longest one wraps around to its first episode (``is_first`` set there too). The
+number of windows is epoch 0's in every epoch (with episodes of unequal length a later epoch's
+longest stream can be longer or shorter; it wraps or is cut there).
 
 ``align=True`` starts every episode at a window boundary: an episode's last step is repeated
 to fill its last window, and those filler steps have ``chunk_mask`` all False (no loss), so
@@ -117,7 +119,8 @@ class EpisodicWindows(torch.utils.data.Dataset):
             e_idx = np.concatenate([np.full(n, e) for e, n in zip(eps, slots)])
             s_idx = np.concatenate([np.arange(n) for n in slots])  # steps >= T are filler
             self.timeline.append((e_idx, s_idx))
-        self.n = int(np.ceil(max(len(t[0]) for t in self.timeline) / self.W))
+        if epoch == 0 or not hasattr(self, "n"):  # the length is fixed at epoch 0's (the trainer plans with it)
+            self.n = int(np.ceil(max(len(t[0]) for t in self.timeline) / self.W))
 
     def __len__(self) -> int:
         return self.n

@@ -273,3 +273,17 @@ def test_episodic_windows_keyframe_only_keeps_windows_up_to_the_last_keyframe_an
         EpisodicWindows(eps, streams=2, window=4, keyframe_only=True)
     with pytest.raises(DataError, match="no episode has a keyframe"):
         EpisodicWindows(_episodes([6]), streams=2, window=4, align=True, keyframe_change=2.0, keyframe_only=True)
+
+
+def test_episodic_windows_keep_epoch_zeros_length_when_episode_lengths_differ():
+    ds = EpisodicWindows(_episodes([3, 9, 4, 12, 5]), streams=2, window=4, chunk=2, seed=0, vocab=16, max_tokens=2,
+                         align=True)
+    n = len(ds)
+    lens = set()
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        lens.add(int(np.ceil(max(len(t[0]) for t in ds.timeline) / ds.W)))
+        assert len(ds) == n
+        for i in range(n):  # every planned item exists in every epoch
+            assert ds[i]["is_first"].shape == (2, 4)
+    assert len(lens) > 1  # the epochs' own stream lengths did differ
