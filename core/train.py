@@ -248,9 +248,9 @@ def fit(
             raise ConfigError(f"trainer.init_from={t_cfg.init_from}: expected a training checkpoint with model weights")
         try:
             model.load_state_dict(init["model"])
-        except RuntimeError as e:
-            raise ConfigError(f"trainer.init_from={t_cfg.init_from}: its weights do not fit this model "
-                              f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e})") from None
+        except RuntimeError as e:  # torch's message: a header line, then the mismatches
+            why = [ln.strip() for ln in str(e).splitlines() if ln.strip()][-1]
+            raise ConfigError(f"trainer.init_from={t_cfg.init_from}: its weights do not fit this model ({why})") from None
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         save_yaml(to_dict(cfg), out / "config.yaml")

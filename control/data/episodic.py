@@ -93,7 +93,7 @@ class EpisodicWindows(torch.utils.data.Dataset):
         self.keyframe_weight, self.keyframe_change, self.keyframe_mode = keyframe_weight, keyframe_change, keyframe_mode
         self.keyframe_only = keyframe_only
         self.weighted = keyframe_weight != 1.0 or keyframe_only
-        self.key = []  # per episode (T,) bool: the action jumps at this step (only with a keyframe weight)
+        self.key = []  # per episode (T,) bool: the action jumps at this step (with a keyframe weight or keyframe_only)
         for e in episodes if self.weighted else []:
             jump = np.zeros(len(e["action"]), bool)
             jump[1:] = action_jumps(np.asarray(e["action"], np.float32), keyframe_change)
