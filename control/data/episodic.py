@@ -119,7 +119,7 @@ class EpisodicWindows(torch.utils.data.Dataset):
             e_idx = np.concatenate([np.full(n, e) for e, n in zip(eps, slots)])
             s_idx = np.concatenate([np.arange(n) for n in slots])  # steps >= T are filler
             self.timeline.append((e_idx, s_idx))
-        if epoch == 0 or not hasattr(self, "n"):  # the length is fixed at epoch 0's (the trainer plans with it)
+        if epoch == 0:  # the length is fixed at epoch 0's (the trainer plans with it; __init__ sets epoch 0)
             self.n = int(np.ceil(max(len(t[0]) for t in self.timeline) / self.W))
 
     def __len__(self) -> int:
