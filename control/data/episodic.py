@@ -103,6 +103,9 @@ class EpisodicWindows(torch.utils.data.Dataset):
         # the episodes the streams play (keyframe_only drops those without a keyframe)
         self.use = np.array([i for i, k in enumerate(self.key) if k.any()] if keyframe_only else range(len(episodes)))
         self.B = min(streams, len(self.use))
+        # steps each episode plays: all, or (keyframe_only) up to its last keyframe
+        self.span = [int(np.flatnonzero(self.key[e])[-1]) + 1 if keyframe_only and self.key[e].any() else
+                     len(self.eps[e]["action"]) for e in range(len(episodes))]
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -112,10 +115,7 @@ class EpisodicWindows(torch.utils.data.Dataset):
         # per stream: (episode, step) of every timeline position
         self.timeline = []
         for eps in self.streams:
-            lens = [len(self.eps[e]["action"]) for e in eps]
-            if self.keyframe_only:  # up to the window that holds the last keyframe
-                lens = [int(np.flatnonzero(self.key[e])[-1]) + 1 for e in eps]
-            slots = [-(-T // self.W) * self.W if self.align else T for T in lens]  # filler up to a window edge
+            slots = [-(-self.span[e] // self.W) * self.W if self.align else self.span[e] for e in eps]  # to a window edge
             e_idx = np.concatenate([np.full(n, e) for e, n in zip(eps, slots)])
             s_idx = np.concatenate([np.arange(n) for n in slots])  # steps >= T are filler
             self.timeline.append((e_idx, s_idx))
