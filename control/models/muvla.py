@@ -71,6 +71,11 @@ class MuVLAConfig:
     tbptt_length: int = 8  # K
     ema_alpha: float = 0.1
     attention_mask_mode: Literal["custom", "full"] = "custom"
+    # True: the backbone ends in a LayerNorm and the memory carried to t+1 is that normalised output (like an
+    # LLM's last hidden state). False: no final LayerNorm on the backbone, the memory carries the raw residual
+    # stream and only the action head reads through a LayerNorm. Probes on RememberColor3 (control/README.md):
+    # with True the colour match stayed near chance for 2000 steps; with False it began to learn by step 2000.
+    memory_norm: bool = True
 
     def validate(self) -> None:
         if self.chunk < 1 or self.action_dim < 1 or self.image_channels % 3:
@@ -90,10 +95,11 @@ class MuVLAPolicy(nn.Module):
                                cfg.encoder_args)
         self.queries = nn.Parameter(torch.randn(cfg.chunk, d) * 0.02)  # (C, d) action queries
         tcfg = TransformerConfig(d_model=d, n_heads=cfg.n_heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout,
-                                 n_layers=cfg.n_layers, causal=False)
+                                 n_layers=cfg.n_layers, causal=False, final_norm=cfg.memory_norm)
         self.n_img = self.obs.n_tokens - 1 - cfg.max_tokens
         self.memory = MemoryTokens(d, cfg.n_mem, Transformer(tcfg), memory_update=cfg.memory_update,
                                    tbptt_length=cfg.tbptt_length, ema_alpha=cfg.ema_alpha, mem_pos=self.n_img + 1)
+        self.head_norm = nn.Identity() if cfg.memory_norm else nn.LayerNorm(d)  # see MuVLAConfig.memory_norm
         self.head = nn.Linear(d, cfg.action_dim)
         n = self.obs.n_tokens + cfg.chunk
         mem_sees = torch.ones(n, dtype=torch.bool)
@@ -128,7 +134,7 @@ class MuVLAPolicy(nn.Module):
         tok = tok.view(B, W, *tok.shape[1:])  # (B, W, n, d)
         pad = pad.view(B, W, -1)  # (B, W, n)
         y, state = self.memory(tok, state, batch["is_first"], key_padding_mask=pad, attn_mask=self._mask())
-        pred = self.head(y[:, :, -self.cfg.chunk :])  # (B, W, C, A)
+        pred = self.head(self.head_norm(y[:, :, -self.cfg.chunk :]))  # (B, W, C, A)
         return pred, state
 
     def loss(self, batch: dict):
@@ -147,7 +153,7 @@ class MuVLAPolicy(nn.Module):
         """One step for B envs: obs tensors (B, ...) -> chunk (B, C, A), new state."""
         tok, pad = self._tokens(obs.get("rgb") if self.cfg.image_channels else None, obs["proprio"], obs["instr"])
         y, state = self.memory.step(tok, state, is_first, key_padding_mask=pad, attn_mask=self._mask())
-        return self.head(y[:, -self.cfg.chunk :]), state  # (B, C, A)
+        return self.head(self.head_norm(y[:, -self.cfg.chunk :])), state  # (B, C, A)
 
 
 # ----------------------------------------------------------------------------- variants

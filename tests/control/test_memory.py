@@ -128,3 +128,23 @@ def test_receding_vs_open_loop_execution_counts_policy_calls():
     calls.clear()
     r = rollout(m, env, [1, 2], execution="open_loop")
     assert len(calls) == 2 and set(r) >= {"success_once", "success", "wall_time_s"}  # one call per chunk of 4
+
+
+def test_memory_norm_false_carries_the_raw_residual_stream():
+    b = _batch(B=2, W=3)
+    b["is_first"][:, 0] = True
+    for norm in (True, False):
+        m = _model(memory_norm=norm)
+        captured = []
+        h = m.memory.transformer.blocks[-1].register_forward_hook(lambda mod, inp, out: captured.append(out[0]))
+        with torch.no_grad():
+            pred, state = m(b)
+        h.remove()
+        i, n = m.n_img + 1, m.cfg.n_mem
+        raw = captured[-1][:, i : i + n]  # last block's output at the memory positions, last step
+        normed = torch.nn.functional.layer_norm(raw, raw.shape[-1:])
+        assert torch.allclose(state["mem"], normed if norm else raw, atol=1e-5)
+        assert not torch.allclose(state["mem"], raw if norm else normed, atol=1e-3)
+        assert isinstance(m.head_norm, torch.nn.Identity) == norm  # the head reads through a LayerNorm either way
+        assert pred.shape == (2, 3, 4, 2)
+    assert not any(k.startswith("head_norm") for k in _model().state_dict())  # default: earlier checkpoints load
