@@ -13,6 +13,7 @@ copy (the motion planner reads the same URDF/SRDF).
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 from ostinato.core.errors import OstinatoError
@@ -52,16 +53,26 @@ def lowpoly_panda_dir(keep: float = 0.1, cache: Path | None = None) -> Path:
     dst = (cache or CACHE_DIR / "control") / f"lowpoly_panda_{int(round(keep * 100))}"
     if (dst / ".done").exists():
         return dst
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    for sub in _VISUAL:
-        for f in sorted((src / sub).glob("*")):
-            if f.suffix.lower() in (".glb", ".stl") and "collision" not in f.name:
-                _decimate_file(f, tmp / sub / f.name, keep)
-    (tmp / ".done").write_text(f"keep={keep}\n")
-    shutil.rmtree(dst, ignore_errors=True)
-    tmp.rename(dst)
+    # a private build folder per process, renamed into place at the end: two collectors
+    # started together on a fresh machine each build one, and the first rename wins
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=dst.name + ".tmp", dir=dst.parent)) / "panda"
+    try:
+        shutil.copytree(src, tmp)
+        for sub in _VISUAL:
+            for f in sorted((src / sub).glob("*")):
+                if f.suffix.lower() in (".glb", ".stl") and "collision" not in f.name:
+                    _decimate_file(f, tmp / sub / f.name, keep)
+        (tmp / ".done").write_text(f"keep={keep}\n")
+        if not (dst / ".done").exists():
+            shutil.rmtree(dst, ignore_errors=True)  # a half-written copy from an older version
+            try:
+                tmp.rename(dst)
+            except OSError:
+                if not (dst / ".done").exists():  # not another process's finished copy
+                    raise
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
     return dst
 
 

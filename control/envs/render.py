@@ -33,8 +33,8 @@ changed, so SAPIEN keeps the GPU; ``OSTINATO_RENDER=system`` also leaves Vulkan 
 from __future__ import annotations
 
 import ctypes
-import glob
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -123,32 +123,78 @@ def _run(cmd: list[str], log, **kw) -> subprocess.CompletedProcess:
     return r
 
 
-def _backports_source(log) -> None:
-    files = ["/etc/apt/sources.list", *glob.glob("/etc/apt/sources.list.d/*")]
-    text = ""
-    for f in files:
+_BASE_SUITE = _SUITE.split("-")[0]  # "bookworm"
+_BACKPORTS_FILE = Path("/etc/apt/sources.list.d/bookworm-backports.sources")
+
+
+def _apt_source_files(etc: Path) -> list[Path]:
+    """The files apt itself reads: sources.list and sources.list.d/*.list|*.sources (others,
+    e.g. `*.disabled`, are ignored by apt and so here), in apt's (sorted) order."""
+    d = etc / "sources.list.d"
+    files = [etc / "sources.list"] if (etc / "sources.list").is_file() else []
+    if d.is_dir():
+        files += sorted(f for f in d.iterdir() if f.suffix in (".list", ".sources") and f.is_file())
+    return files
+
+
+def debian_mirror(etc: Path = Path("/etc/apt"), skip: Path | None = None) -> tuple[str | None, bool]:
+    """(URI of the source that serves the base suite `bookworm`, whether some source already
+    serves bookworm-backports). Reads one-line (`deb [opts] URI SUITE COMPONENTS`) and deb822
+    (`URIs:` / `Suites:` stanzas) files; a source for another suite (nodesource, cloud-sdk) is
+    never taken as the Debian mirror."""
+    uri, has_backports = None, False
+    for f in _apt_source_files(etc):
+        if skip is not None and f == skip:
+            continue
         try:
-            text += Path(f).read_text() + "\n"
+            text = f.read_text()
         except OSError:
-            pass
-    if _SUITE in text:
+            continue
+        if f.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                fields = {}
+                for line in stanza.splitlines():
+                    if ":" in line and not line.lstrip().startswith("#"):
+                        k, v = line.split(":", 1)
+                        fields[k.strip().lower()] = v.split()
+                if fields.get("enabled", ["yes"])[0].lower() == "no" or "deb" not in fields.get("types", []):
+                    continue
+                suites, uris = fields.get("suites", []), fields.get("uris", [])
+                has_backports |= _SUITE in suites
+                if uri is None and _BASE_SUITE in suites and uris:
+                    uri = uris[0]
+        else:
+            for line in text.splitlines():
+                s = line.split("#", 1)[0].split()
+                if not s or s[0] != "deb":
+                    continue
+                s = s[1:]
+                if s and s[0].startswith("["):  # options: [arch=amd64 signed-by=...]
+                    while s and not s[0].endswith("]"):
+                        s = s[1:]
+                    s = s[1:]
+                if len(s) < 2:
+                    continue
+                has_backports |= s[1] == _SUITE
+                if uri is None and s[1] == _BASE_SUITE:
+                    uri = s[0]
+    return uri, has_backports
+
+
+def _backports_source(log) -> None:
+    uri, has_backports = debian_mirror(skip=_BACKPORTS_FILE)
+    if has_backports:
         return
-    uri = None
-    for line in text.splitlines():
-        s = line.split()
-        if s[:1] == ["URIs:"] and len(s) > 1:
-            uri = s[1]
-            break
-        if s[:1] == ["deb"] and len(s) > 1 and uri is None:
-            uri = s[1] if not s[1].startswith("[") else (s[2] if len(s) > 2 else None)
     if not uri:
-        raise OstinatoError("no Debian apt source found in /etc/apt to derive the bookworm-backports source from")
-    dst = Path("/etc/apt/sources.list.d/bookworm-backports.sources")
-    log(f"writing {dst} ({uri})")
-    dst.write_text(
+        raise OstinatoError(f"no apt source for Debian `{_BASE_SUITE}` found in /etc/apt to derive the {_SUITE} source from")
+    body = (
         f"Types: deb\nURIs: {uri}\nSuites: {_SUITE}\nComponents: main\n"
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
     )
+    if _BACKPORTS_FILE.is_file() and _BACKPORTS_FILE.read_text() == body:
+        return
+    log(f"writing {_BACKPORTS_FILE} ({uri})")
+    _BACKPORTS_FILE.write_text(body)
 
 
 def _runtime_deps(log) -> list[str]:

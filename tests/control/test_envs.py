@@ -32,6 +32,65 @@ def test_configure_render_uses_private_lavapipe_and_keeps_gpu(tmp_path, monkeypa
         render.configure_render(tmp_path / "nothing")
 
 
+def test_debian_mirror_takes_the_bookworm_source_and_ignores_others(tmp_path):
+    """setup-render derives bookworm-backports from the source that serves `bookworm`, never from
+    another vendor's source (nodesource, cloud-sdk) or from a file apt ignores (*.disabled)."""
+    d = tmp_path / "sources.list.d"
+    d.mkdir()
+    (d / "a-nodesource.sources.disabled-by-farm").write_text(
+        "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\nComponents: main\n")
+    (d / "b-nodesource.sources").write_text(
+        "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\nComponents: main\n")
+    (d / "cloud.list").write_text("deb [signed-by=/k.gpg] https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n")
+    (d / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n")
+    assert render.debian_mirror(tmp_path) == ("http://mirror.example/debian", False)
+
+    # one-line format, with options; an existing backports line is reported
+    (d / "debian.sources").unlink()
+    (tmp_path / "sources.list").write_text(
+        "# deb http://old.example/debian bookworm main\n"
+        "deb [arch=amd64 signed-by=/k.gpg] http://one.example/debian bookworm main\n"
+        "deb http://one.example/debian bookworm-backports main\n")
+    assert render.debian_mirror(tmp_path) == ("http://one.example/debian", True)
+    # our own file is skipped, so a wrong one written by an older version gets rewritten
+    assert render.debian_mirror(tmp_path, skip=tmp_path / "sources.list") == (None, False)
+
+
+def test_lowpoly_panda_two_builders_at_once(tmp_path, monkeypatch):
+    """Two collectors started together on a fresh machine each build the low-poly copy in their own
+    folder; both get the finished copy and no build folder is left behind."""
+    import shutil
+    import threading
+
+    pytest.importorskip("mani_skill")
+    from ostinato.control.envs import lowpoly
+
+    barrier = threading.Barrier(2)
+
+    monkeypatch.setattr(lowpoly, "_decimate_file", lambda s, d, k: shutil.copyfile(s, d))  # no decimation
+    done = []
+
+    def build():
+        done.append(lowpoly.lowpoly_panda_dir(0.1, cache=tmp_path))
+
+    orig_copytree = shutil.copytree
+
+    def copytree_then_wait(*a, **kw):
+        r = orig_copytree(*a, **kw)
+        barrier.wait(timeout=30)  # both have copied before either renames
+        return r
+
+    monkeypatch.setattr(lowpoly.shutil, "copytree", copytree_then_wait)
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join(timeout=120) for t in threads]
+    assert len(done) == 2 and done[0] == done[1]
+    assert (done[0] / ".done").exists() and (done[0] / "panda_v3.urdf").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [done[0].name]
+
+
 def test_ls_envs_rows():
     rows = dict(list_envs())
     assert rows["cue_task"].startswith("ok")
