@@ -52,18 +52,25 @@ def test_causality(kw):
 
 @pytest.mark.parametrize("kw", LAYOUTS + [{"attn_chunk": 3}])
 def test_packed_equals_padded_reference(kw):
+    # float64, and a loss with fixed random weights: with float32 and a sum of squares the inner
+    # gradients are ~1e-5 after the final LayerNorm's cancellation, i.e. summation-order noise
+    # that differs between CPUs; here every gradient is O(1e-2..1) and any real difference shows
     torch.manual_seed(0)
-    m = create_model("test_sasrec", dropout=0.0, **kw)
+    m = create_model("test_sasrec", dropout=0.0, **kw).double()
     seq = _seq(B=40, seed=1)
     seq[3, 4] = 0  # a hole inside a sequence is padding too
     a = m(seq, packed=True)
     b = m(seq, packed=False)
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    ga = torch.autograd.grad(a[seq != 0].square().sum(), list(m.parameters()), allow_unused=True)
-    gb = torch.autograd.grad(b[seq != 0].square().sum(), list(m.parameters()), allow_unused=True)
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    w = torch.randn(a[seq != 0].shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ga = torch.autograd.grad((a[seq != 0] * w).sum(), list(m.parameters()), allow_unused=True)
+    gb = torch.autograd.grad((b[seq != 0] * w).sum(), list(m.parameters()), allow_unused=True)
+    n_checked = 0
     for x, y in zip(ga, gb):
         if x is not None or y is not None:
-            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-11)
+            n_checked += 1
+    assert n_checked > 10
 
 
 def test_padding_has_no_influence():
