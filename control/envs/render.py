@@ -165,16 +165,10 @@ def debian_mirror(etc: Path = Path("/etc/apt"), skip: Path | None = None) -> tup
                     uri = uris[0]
         else:
             for line in text.splitlines():
-                s = line.split("#", 1)[0].split()
-                if not s or s[0] != "deb":
+                s = re.sub(r"\[[^\]]*\]", " ", line.split("#", 1)[0]).split()  # drop [arch=... signed-by=...]
+                if len(s) < 3 or s[0] != "deb":
                     continue
                 s = s[1:]
-                if s and s[0].startswith("["):  # options: [arch=amd64 signed-by=...]
-                    while s and not s[0].endswith("]"):
-                        s = s[1:]
-                    s = s[1:]
-                if len(s) < 2:
-                    continue
                 has_backports |= s[1] == _SUITE
                 if uri is None and s[1] == _BASE_SUITE:
                     uri = s[0]

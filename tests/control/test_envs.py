@@ -84,8 +84,10 @@ def test_lowpoly_panda_two_builders_at_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(lowpoly.shutil, "copytree", copytree_then_wait)
     threads = [threading.Thread(target=build) for _ in range(2)]
-    [t.start() for t in threads]
-    [t.join(timeout=120) for t in threads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
     assert len(done) == 2 and done[0] == done[1]
     assert (done[0] / ".done").exists() and (done[0] / "panda_v3.urdf").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [done[0].name]
