@@ -43,6 +43,15 @@ exact. It needs ``align=True``. Meant as a first training phase (then full behav
 from its weights, ``trainer.init_from``): probes on RememberColor3 crossed the decision's
 chance plateau only with about 64 undiluted decisions per batch (control/README.md).
 
+``keyframe_horizon`` and ``keyframe_dims`` (off by default; not in muVLA) narrow the keyframe
+weight to the first ``keyframe_horizon`` entries of a keyframe step's chunk (0 = all C) and to
+the action dimensions ``keyframe_dims`` (empty = all). The other entries of that chunk keep
+weight 1, or 0 with ``keyframe_only``. They need ``keyframe_mode="step"``. With dims the item's
+``weight`` is ``(B, W, C, A)``. Why: an L1 loss keeps a full-size gradient on entries that are
+already right (the sign of the error), so in a chunk of 8 steps x 4 dimensions the one that
+needs the colour (the first move's x and y on RememberColor3) is a small part of the gradient;
+the probes that crossed the plateau trained on the first move's position entries alone.
+
 Item (tensors): ``rgb (B, W, S, S, c) uint8`` (when the demos have images), ``proprio (B, W,
 P)``, ``instr (B, W, L) long``, ``action (B, W, C, A)`` (the next C actions of the same
 episode), ``chunk_mask (B, W, C)`` (False past the episode end), ``is_first (B, W)``,
@@ -50,7 +59,7 @@ episode), ``chunk_mask (B, W, C)`` (False past the episode end), ``is_first (B, 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -80,11 +89,19 @@ class EpisodicWindows(torch.utils.data.Dataset):
     def __init__(self, episodes: list[dict], streams: int = 8, window: int = 8, chunk: int = 8, seed: int = 0,
                  vocab: int = 512, max_tokens: int = 16, align: bool = False, proprio_noise: float = 0.0,
                  keyframe_weight: float = 1.0, keyframe_change: float = 0.5, keyframe_mode: str = "target",
-                 keyframe_only: bool = False):
+                 keyframe_only: bool = False, keyframe_horizon: int = 0, keyframe_dims: tuple = ()):
         if not episodes:
             raise ValueError("EpisodicWindows: expected at least one episode")
         if keyframe_mode not in ("target", "step"):
             raise ConfigError(f"keyframe_mode={keyframe_mode!r}: expected 'target' or 'step'")
+        if (keyframe_horizon or keyframe_dims) and keyframe_mode != "step":
+            raise ConfigError("keyframe_horizon / keyframe_dims need keyframe_mode='step' (they select entries of a "
+                              "keyframe step's chunk)")
+        if not 0 <= keyframe_horizon <= chunk:
+            raise ConfigError(f"keyframe_horizon={keyframe_horizon}: expected 0 (the whole chunk) to chunk={chunk}")
+        A = np.asarray(episodes[0]["action"]).shape[-1]
+        if any(not 0 <= int(d) < A for d in keyframe_dims):
+            raise ConfigError(f"keyframe_dims={list(keyframe_dims)}: expected action dimensions in 0..{A - 1}")
         if keyframe_only and not align:
             raise ConfigError("keyframe_only=True needs align=True (windows must start at episode starts)")
         self.eps, self.W, self.C, self.seed = episodes, window, chunk, seed
@@ -92,6 +109,10 @@ class EpisodicWindows(torch.utils.data.Dataset):
         self.tokens = [tokenize(str(e["instruction"]), vocab, max_tokens) for e in episodes]
         self.keyframe_weight, self.keyframe_change, self.keyframe_mode = keyframe_weight, keyframe_change, keyframe_mode
         self.keyframe_only = keyframe_only
+        # which entries of a keyframe step's chunk (C,) or (C, A) take the keyframe weight
+        sel = np.zeros((chunk, A), bool)
+        sel[: keyframe_horizon or chunk, list(keyframe_dims) or slice(None)] = True
+        self.key_sel = sel if keyframe_dims else sel[:, 0]
         self.weighted = keyframe_weight != 1.0 or keyframe_only
         self.key = []  # per episode (T,) bool: the action jumps at this step (with a keyframe weight or keyframe_only)
         for e in episodes if self.weighted else []:
@@ -136,7 +157,7 @@ class EpisodicWindows(torch.utils.data.Dataset):
         out = {"proprio": ep["proprio"][tt], "instr": self.tokens[e], "action": act, "chunk_mask": valid,
                "is_first": t == 0, "is_last": t == T - 1}
         if self.weighted:
-            hit = self.key[e][src] if self.keyframe_mode == "target" else np.full(self.C, self.key[e][tt])
+            hit = self.key[e][src] if self.keyframe_mode == "target" else self.key_sel & self.key[e][tt]
             other = 0.0 if self.keyframe_only else 1.0
             out["weight"] = np.where(hit, self.keyframe_weight, other).astype(np.float32)
         if self.has_rgb:
@@ -198,6 +219,8 @@ class ControlDemosConfig(EnvConfig):
     keyframe_change: float = 0.5  # largest absolute action change that makes a step a keyframe
     keyframe_mode: Literal["target", "step"] = "target"  # weight entries aimed at a keyframe, or a keyframe step's chunk
     keyframe_only: bool = False  # train on keyframe entries alone (weight 0 elsewhere; needs align; see EpisodicWindows)
+    keyframe_horizon: int = 0  # keyframe weight on the first N entries of a keyframe step's chunk only (0 = all; mode step)
+    keyframe_dims: list[int] = field(default_factory=list)  # ... and on these action dimensions only (empty = all)
     val_demos: str = ""  # held-out demo folder: teacher-forced validation metrics (see control.evaluate)
     val_demo_episodes: int = 100  # held-out demos used (0 = all)
 
@@ -226,7 +249,7 @@ def control_demos(cfg: ControlDemosConfig, data_root: Path | None = None) -> Dat
     eps = load_demos(cfg, data_root)
     ds = EpisodicWindows(eps, cfg.streams, cfg.window, cfg.chunk, cfg.seed, cfg.vocab, cfg.max_tokens, cfg.align,
                          cfg.proprio_noise, cfg.keyframe_weight, cfg.keyframe_change, cfg.keyframe_mode,
-                         cfg.keyframe_only)
+                         cfg.keyframe_only, cfg.keyframe_horizon, tuple(cfg.keyframe_dims))
     rgb = eps[0].get("rgb")
     mk = {"image_channels": int(rgb.shape[-1]) if rgb is not None else 0, "proprio_dim": int(eps[0]["proprio"].shape[-1]),
           "action_dim": int(eps[0]["action"].shape[-1]), "chunk": cfg.chunk, "vocab": cfg.vocab, "max_tokens": cfg.max_tokens}

@@ -92,11 +92,14 @@ class StepEncoder(nn.Module):
 
 def l1_chunk_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
                   weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Weighted mean |pred - target| over valid chunk entries: pred/target (..., C, A), mask and
-    weight (..., C); no weight = plain mean."""
-    m = mask.to(pred.dtype) if weight is None else mask.to(pred.dtype) * weight.to(pred.dtype)
-    m = m[..., None]  # (..., C, 1)
-    return ((pred - target).abs() * m).sum() / (m.sum() * pred.shape[-1]).clamp_min(1.0)
+    """Weighted mean |pred - target| over valid chunk entries: pred/target (..., C, A), mask (..., C),
+    weight (..., C) per chunk entry or (..., C, A) per action entry; no weight = plain mean."""
+    m = mask.to(pred.dtype)[..., None]  # (..., C, 1)
+    if weight is not None:
+        w = weight.to(pred.dtype)
+        m = m * (w if w.dim() == pred.dim() else w[..., None])  # (..., C, A) or (..., C, 1)
+    n = m.sum() * (pred.shape[-1] if m.shape[-1] == 1 else 1)
+    return ((pred - target).abs() * m).sum() / n.clamp_min(1.0)
 
 
 def obs_to_batch(obs: dict, vocab: int, max_tokens: int, device) -> dict:

@@ -275,6 +275,44 @@ def test_episodic_windows_keyframe_only_keeps_windows_up_to_the_last_keyframe_an
         EpisodicWindows(_episodes([6]), streams=2, window=4, align=True, keyframe_change=2.0, keyframe_only=True)
 
 
+def test_keyframe_horizon_and_dims_narrow_the_keyframe_weight_to_the_first_moves_entries():
+    from ostinato.control.models.encoders import l1_chunk_loss
+
+    eps = _episodes([10, 10])
+    eps[0]["action"][3:, 1] += 5.0  # keyframes: episode 0 at step 3, episode 1 at step 7
+    eps[1]["action"][7:, 1] += 5.0
+    ds = EpisodicWindows(eps, streams=2, window=4, chunk=3, seed=0, vocab=16, max_tokens=2, align=True,
+                         keyframe_change=2.0, keyframe_mode="step", keyframe_only=True, keyframe_horizon=1,
+                         keyframe_dims=(1,))
+    seen = set()
+    for i in range(len(ds)):
+        b = ds[i]
+        assert b["weight"].shape == b["action"].shape  # (B, W, C, A)
+        ep = b["proprio"][:, :, 0].floor().long()
+        step = ((b["proprio"][:, :, 0] - ep) * 100).round().long()
+        key = ((ep == 0) & (step == 3)) | ((ep == 1) & (step == 7))  # (B, W)
+        want = torch.zeros_like(b["weight"])
+        want[..., 0, 1] = key.float()  # the first chunk entry's dimension 1 at keyframes, nothing else
+        assert torch.equal(b["weight"], want)
+        seen |= set(ep[key].tolist())
+        # the loss is the mean error over the weighted entries alone
+        pred = torch.randn_like(b["action"])
+        err = (pred - b["action"]).abs()[..., 0, 1]
+        assert torch.allclose(l1_chunk_loss(pred, b["action"], b["chunk_mask"], b["weight"]), err[key].mean())
+    assert seen == {0, 1}  # both episodes' keyframes were checked
+    # the horizon alone keeps (B, W, C) weights: the first two entries of the keyframe step's chunk
+    ds = EpisodicWindows(eps, streams=2, window=4, chunk=3, seed=0, vocab=16, max_tokens=2, align=True,
+                         keyframe_change=2.0, keyframe_mode="step", keyframe_weight=4.0, keyframe_horizon=2)
+    w = torch.cat([ds[i]["weight"].flatten(0, 1) for i in range(len(ds))])  # (N, C)
+    assert set(map(tuple, w.tolist())) == {(1.0, 1.0, 1.0), (4.0, 4.0, 1.0)}
+    with pytest.raises(ConfigError, match="keyframe_mode"):
+        EpisodicWindows(eps, streams=2, window=4, chunk=3, keyframe_weight=4.0, keyframe_horizon=1)
+    with pytest.raises(ConfigError, match="keyframe_horizon=4"):
+        EpisodicWindows(eps, streams=2, window=4, chunk=3, keyframe_mode="step", keyframe_horizon=4)
+    with pytest.raises(ConfigError, match="keyframe_dims"):
+        EpisodicWindows(eps, streams=2, window=4, chunk=3, keyframe_mode="step", keyframe_dims=(2,))
+
+
 def test_episodic_windows_keep_epoch_zeros_length_when_episode_lengths_differ():
     ds = EpisodicWindows(_episodes([3, 9, 4, 12, 5]), streams=2, window=4, chunk=2, seed=0, vocab=16, max_tokens=2,
                          align=True)
