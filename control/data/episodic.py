@@ -52,6 +52,14 @@ already right (the sign of the error), so in a chunk of 8 steps x 4 dimensions t
 needs the colour (the first move's x and y on RememberColor3) is a small part of the gradient;
 the probes that crossed the plateau trained on the first move's position entries alone.
 
+``keyframe_steps`` (off by default; not in muVLA; needs ``keyframe_only`` and ``window`` equal
+to it) shortens every episode to that many steps, drawn afresh each epoch: its first step, its
+last keyframe, and ``keyframe_steps - 2`` distinct steps between them, in order. The memory then
+crosses fewer steps from the first step to the decision, and a step costs fewer frames, so a
+batch holds more decisions for the same compute (the probes crossed the plateau with many
+decisions per batch and fewer memory hops). On RememberColor3 the cue is in view at steps 0-3
+and the arm is still until the reveal, so the skipped steps are repeats of the kept ones.
+
 Item (tensors): ``rgb (B, W, S, S, c) uint8`` (when the demos have images), ``proprio (B, W,
 P)``, ``instr (B, W, L) long``, ``action (B, W, C, A)`` (the next C actions of the same
 episode), ``chunk_mask (B, W, C)`` (False past the episode end), ``is_first (B, W)``,
@@ -89,7 +97,8 @@ class EpisodicWindows(torch.utils.data.Dataset):
     def __init__(self, episodes: list[dict], streams: int = 8, window: int = 8, chunk: int = 8, seed: int = 0,
                  vocab: int = 512, max_tokens: int = 16, align: bool = False, proprio_noise: float = 0.0,
                  keyframe_weight: float = 1.0, keyframe_change: float = 0.5, keyframe_mode: str = "target",
-                 keyframe_only: bool = False, keyframe_horizon: int = 0, keyframe_dims: tuple = ()):
+                 keyframe_only: bool = False, keyframe_horizon: int = 0, keyframe_dims: tuple = (),
+                 keyframe_steps: int = 0):
         if not episodes:
             raise ValueError("EpisodicWindows: expected at least one episode")
         if keyframe_mode not in ("target", "step"):
@@ -104,11 +113,14 @@ class EpisodicWindows(torch.utils.data.Dataset):
             raise ConfigError(f"keyframe_dims={list(keyframe_dims)}: expected action dimensions in 0..{A - 1}")
         if keyframe_only and not align:
             raise ConfigError("keyframe_only=True needs align=True (windows must start at episode starts)")
+        if keyframe_steps and (not keyframe_only or keyframe_steps < 2 or keyframe_steps != window):
+            raise ConfigError(f"keyframe_steps={keyframe_steps}: expected 0 (off), or >= 2 with keyframe_only=True "
+                              f"and window={window} equal to it (one window per shortened episode)")
         self.eps, self.W, self.C, self.seed = episodes, window, chunk, seed
         self.has_rgb, self.align, self.proprio_noise = "rgb" in episodes[0], align, proprio_noise
         self.tokens = [tokenize(str(e["instruction"]), vocab, max_tokens) for e in episodes]
         self.keyframe_weight, self.keyframe_change, self.keyframe_mode = keyframe_weight, keyframe_change, keyframe_mode
-        self.keyframe_only = keyframe_only
+        self.keyframe_only, self.keyframe_steps = keyframe_only, keyframe_steps
         # which entries of a keyframe step's chunk (C,) or (C, A) take the keyframe weight
         sel = np.zeros((chunk, A), bool)
         sel[: keyframe_horizon or chunk, list(keyframe_dims) or slice(None)] = True
@@ -135,13 +147,26 @@ class EpisodicWindows(torch.utils.data.Dataset):
         self.streams = [order[s :: self.B] for s in range(self.B)]
         # per stream: (episode, step) of every timeline position
         self.timeline = []
+        rng = index_rng(self.seed, epoch, 2**32 - 1)  # not an item index (those draw proprio noise)
         for eps in self.streams:
-            slots = [-(-self.span[e] // self.W) * self.W if self.align else self.span[e] for e in eps]  # to a window edge
+            # the steps each episode plays, in order: all up to its span, or (keyframe_steps) a random subsequence
+            plays = [self._subsequence(e, rng) if self.keyframe_steps else np.arange(self.span[e]) for e in eps]
+            slots = [-(-len(p) // self.W) * self.W if self.align else len(p) for p in plays]  # to a window edge
             e_idx = np.concatenate([np.full(n, e) for e, n in zip(eps, slots)])
-            s_idx = np.concatenate([np.arange(n) for n in slots])  # steps >= T are filler
+            # positions past an episode's played steps are filler (step T: no loss)
+            s_idx = np.concatenate([np.concatenate([p, np.full(n - len(p), len(self.eps[e]["action"]))])
+                                    for e, p, n in zip(eps, plays, slots)])
             self.timeline.append((e_idx, s_idx))
         if epoch == 0:  # the length is fixed at epoch 0's (the trainer plans with it; __init__ sets epoch 0)
             self.n = int(np.ceil(max(len(t[0]) for t in self.timeline) / self.W))
+
+    def _subsequence(self, e: int, rng: np.random.Generator) -> np.ndarray:
+        """keyframe_steps: step 0, ``keyframe_steps - 2`` distinct steps drawn between, and the last keyframe."""
+        last = self.span[e] - 1
+        between = np.arange(1, last)
+        k = min(self.keyframe_steps - 2, len(between))
+        mid = np.sort(rng.choice(between, k, replace=False)) if k > 0 else between[:0]
+        return np.concatenate([[0], mid, [last]]) if last > 0 else np.array([0])
 
     def __len__(self) -> int:
         return self.n
@@ -196,6 +221,14 @@ class RolloutSplit(torch.utils.data.Dataset):
     def __init__(self, seed_base: int, n: int = 100):
         self.seed_base, self.n = seed_base, n
 
+    def _subsequence(self, e: int, rng: np.random.Generator) -> np.ndarray:
+        """keyframe_steps: step 0, ``keyframe_steps - 2`` distinct steps drawn between, and the last keyframe."""
+        last = self.span[e] - 1
+        between = np.arange(1, last)
+        k = min(self.keyframe_steps - 2, len(between))
+        mid = np.sort(rng.choice(between, k, replace=False)) if k > 0 else between[:0]
+        return np.concatenate([[0], mid, [last]]) if last > 0 else np.array([0])
+
     def __len__(self) -> int:
         return self.n
 
@@ -221,6 +254,7 @@ class ControlDemosConfig(EnvConfig):
     keyframe_only: bool = False  # train on keyframe entries alone (weight 0 elsewhere; needs align; see EpisodicWindows)
     keyframe_horizon: int = 0  # keyframe weight on the first N entries of a keyframe step's chunk only (0 = all; mode step)
     keyframe_dims: list[int] = field(default_factory=list)  # ... and on these action dimensions only (empty = all)
+    keyframe_steps: int = 0  # keyframe_only: play step 0, this many minus 2 random steps and the keyframe (0 = all)
     val_demos: str = ""  # held-out demo folder: teacher-forced validation metrics (see control.evaluate)
     val_demo_episodes: int = 100  # held-out demos used (0 = all)
 
@@ -249,7 +283,7 @@ def control_demos(cfg: ControlDemosConfig, data_root: Path | None = None) -> Dat
     eps = load_demos(cfg, data_root)
     ds = EpisodicWindows(eps, cfg.streams, cfg.window, cfg.chunk, cfg.seed, cfg.vocab, cfg.max_tokens, cfg.align,
                          cfg.proprio_noise, cfg.keyframe_weight, cfg.keyframe_change, cfg.keyframe_mode,
-                         cfg.keyframe_only, cfg.keyframe_horizon, tuple(cfg.keyframe_dims))
+                         cfg.keyframe_only, cfg.keyframe_horizon, tuple(cfg.keyframe_dims), cfg.keyframe_steps)
     rgb = eps[0].get("rgb")
     mk = {"image_channels": int(rgb.shape[-1]) if rgb is not None else 0, "proprio_dim": int(eps[0]["proprio"].shape[-1]),
           "action_dim": int(eps[0]["action"].shape[-1]), "chunk": cfg.chunk, "vocab": cfg.vocab, "max_tokens": cfg.max_tokens}

@@ -77,8 +77,18 @@ class MuVLAConfig:
     # stream and only the action head reads through a LayerNorm. Probes on RememberColor3 (control/README.md):
     # with True the colour match stayed near chance for 2000 steps; with False it began to learn by step 2000.
     memory_norm: bool = True
+    # Auxiliary memory loss (not muVLA, which has none; 0 = off): weight of an MSE that asks a small decoder to
+    # rebuild the episode's first frame (average-pooled to recon_grid x recon_grid, normalised like the encoder's
+    # input) from the memory each step writes, after reconstructive-memory agents (MERLIN, Wayne et al. 2018). It
+    # gives the memory write at the cue a direct, dense signal at every step instead of one through the decision
+    # alone. Training only: the decoder is not used to act.
+    memory_recon: float = 0.0
+    recon_grid: int = 16
 
     def validate(self) -> None:
+        if self.memory_recon < 0 or (self.memory_recon and (not self.n_mem or not self.image_channels)):
+            raise ConfigError(f"muvla: memory_recon={self.memory_recon}: expected 0 (off), or a weight > 0 with "
+                              f"memory tokens (n_mem={self.n_mem}) and images (image_channels={self.image_channels})")
         if self.chunk < 1 or self.action_dim < 1 or self.image_channels % 3:
             raise ConfigError(f"muvla: expected chunk >= 1, action_dim >= 1, image_channels a multiple of 3; "
                               f"got {self.chunk}, {self.action_dim}, {self.image_channels}")
@@ -108,6 +118,10 @@ class MuVLAPolicy(nn.Module):
             mem_sees[-cfg.chunk :] = False  # memory does not read the (empty) action queries
         self.register_buffer("mem_sees", mem_sees, persistent=False)
         self._carry: dict | None = None  # training memory carried between windows (detached)
+        if cfg.memory_recon:  # the first frame's pixels from the written memory (see MuVLAConfig.memory_recon)
+            g = cfg.recon_grid
+            self.recon = nn.Sequential(nn.Linear(cfg.n_mem * d, 4 * d), nn.GELU(), nn.Linear(4 * d, cfg.image_channels * g * g))
+            self._first: torch.Tensor | None = None  # training: each stream's episode-first frame (B, c*g*g)
 
     # ------------------------------------------------------------------ tokens
     def _tokens(self, rgb, proprio, instr):
@@ -126,27 +140,57 @@ class MuVLAPolicy(nn.Module):
         return self.memory.init_state(batch_size, device)
 
     # ------------------------------------------------------------------ training
-    def forward(self, batch: dict, state=None):
-        """Windows (B, W, ...) -> action chunks (B, W, C, A), final memory state."""
+    def forward(self, batch: dict, state=None, return_memory: bool = False):
+        """Windows (B, W, ...) -> action chunks (B, W, C, A), final memory state (and with ``return_memory`` the
+        memory each step wrote, (B, W, m, d))."""
         B, W = batch["is_first"].shape
         rgb = batch.get("rgb")
         flat_rgb = None if rgb is None or not self.cfg.image_channels else rgb.flatten(0, 1)  # (B*W, S, S, c)
         tok, pad = self._tokens(flat_rgb, batch["proprio"].flatten(0, 1), batch["instr"].flatten(0, 1))
         tok = tok.view(B, W, *tok.shape[1:])  # (B, W, n, d)
         pad = pad.view(B, W, -1)  # (B, W, n)
-        y, state = self.memory(tok, state, batch["is_first"], key_padding_mask=pad, attn_mask=self._mask())
+        y, state, mems = self.memory(tok, state, batch["is_first"], key_padding_mask=pad, attn_mask=self._mask(),
+                                     return_memory=True)
         pred = self.head(self.head_norm(y[:, :, -self.cfg.chunk :]))  # (B, W, C, A)
-        return pred, state
+        return (pred, state, mems) if return_memory else (pred, state)
+
+    def _recon_loss(self, batch: dict, mems: torch.Tensor) -> torch.Tensor:
+        """MSE between the decoder's reading of each step's written memory and its episode's first frame."""
+        B, W = batch["is_first"].shape
+        g, c = self.cfg.recon_grid, self.cfg.image_channels
+        x = batch["rgb"].flatten(0, 1).permute(0, 3, 1, 2).float()  # (B*W, c, S, S)
+        x = nn.functional.adaptive_avg_pool2d(x, g).view(B, W, c // 3, 3, g, g)
+        x = ((x - self.obs.mean.view(3, 1, 1)) / self.obs.std.view(3, 1, 1)).flatten(2)  # (B, W, c*g*g)
+        first = self._first if self._first is not None and self._first.shape[0] == B else None
+        have = torch.zeros(B, dtype=torch.bool, device=x.device) if first is None else torch.ones_like(batch["is_first"][:, 0])
+        first = torch.zeros_like(x[:, 0]) if first is None else first.to(x.device)
+        targets, known = [], []
+        for w in range(W):  # the latest episode start at or before each step (carried across windows)
+            f = batch["is_first"][:, w]
+            first = torch.where(f[:, None], x[:, w], first)
+            have = have | f
+            targets.append(first)
+            known.append(have)
+        self._first = first.detach()
+        tgt, ok = torch.stack(targets, 1), torch.stack(known, 1) & batch["chunk_mask"][:, :, 0]  # (B, W, c*g*g), (B, W)
+        rec = self.recon(mems.flatten(2))  # (B, W, c*g*g)
+        err = ((rec - tgt) ** 2).mean(-1)  # (B, W)
+        return (err * ok).sum() / ok.sum().clamp_min(1)
 
     def loss(self, batch: dict):
         B = batch["is_first"].shape[0]
         carry = self._carry if self._carry is not None and self._carry["mem"].shape[0] == B else None
         if carry is not None and carry["mem"].device != batch["proprio"].device:
             carry = None
-        pred, state = self(batch, carry)
+        pred, state, mems = self(batch, carry, return_memory=True)
         self._carry = MemoryTokens.detach_state(state)
         loss = l1_chunk_loss(pred, batch["action"], batch["chunk_mask"], batch.get("weight"))
-        return loss, {"l1": float(loss.detach())}
+        logs = {"l1": float(loss.detach())}
+        if self.cfg.memory_recon:
+            rec = self._recon_loss(batch, mems)
+            logs["recon"] = float(rec.detach())
+            loss = loss + self.cfg.memory_recon * rec
+        return loss, logs
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()

@@ -168,9 +168,11 @@ class MemoryTokens(nn.Module):
         is_first: torch.Tensor | None = None,
         key_padding_mask: torch.Tensor | None = None,
         attn_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, MemoryState]:
+        return_memory: bool = False,
+    ) -> tuple[torch.Tensor, MemoryState] | tuple[torch.Tensor, MemoryState, torch.Tensor]:
         """T steps: tokens (B, T, n, d) -> (B, T, n, d); ``is_first`` (B, T) bool; with
-        ``state`` None the first step starts from M0. ``key_padding_mask`` (B, T, n)."""
+        ``state`` None the first step starts from M0. ``key_padding_mask`` (B, T, n).
+        ``return_memory`` also returns the memory each step wrote, (B, T, m, d)."""
         B, T = tokens.shape[:2]
         if T == 0:
             raise ValueError("MemoryTokens.forward: expected at least one step, got T = 0")
@@ -180,11 +182,14 @@ class MemoryTokens(nn.Module):
             state = self.init_state(B, tokens.device, tokens.dtype)
             is_first = is_first.clone()
             is_first[:, 0] = True
-        ys = []
+        ys, mems = [], []
         for t in range(T):
             kpm = None if key_padding_mask is None else key_padding_mask[:, t]  # (B, n)
             y, state = self.step(tokens[:, t], state, is_first[:, t], kpm, attn_mask)
             ys.append(y)
+            mems.append(state["mem"])
+        if return_memory:
+            return torch.stack(ys, dim=1), state, torch.stack(mems, dim=1)  # (B, T, n, d), state, (B, T, m, d)
         return torch.stack(ys, dim=1), state  # (B, T, n, d)
 
 

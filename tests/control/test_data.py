@@ -325,3 +325,32 @@ def test_episodic_windows_keep_epoch_zeros_length_when_episode_lengths_differ():
         for i in range(n):  # every planned item exists in every epoch
             assert ds[i]["is_first"].shape == (2, 4)
     assert len(lens) > 1  # the epochs' own stream lengths did differ
+
+
+def test_keyframe_steps_play_the_first_step_random_steps_between_and_the_keyframe():
+    eps = _episodes([12, 12, 12])
+    for e, k in zip(eps, (6, 9, 11)):  # keyframes (action jumps) at steps 6, 9 and 11
+        e["action"][k:, 1] += 5.0
+    ds = EpisodicWindows(eps, streams=3, window=4, chunk=2, seed=0, vocab=16, max_tokens=2, align=True,
+                         keyframe_change=2.0, keyframe_mode="step", keyframe_only=True, keyframe_steps=4)
+    assert len(ds) == 1  # every episode is one window of 4 steps
+    draws = set()
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        b = ds[0]
+        ep = b["proprio"][:, :, 0].floor().long()  # (B, W)
+        step = ((b["proprio"][:, :, 0] - ep) * 100).round().long()
+        for r in range(3):
+            e = int(ep[r, 0])
+            s = step[r].tolist()
+            assert (ep[r] == e).all() and s[0] == 0 and s[-1] == (6, 9, 11)[e]  # first step ... the keyframe
+            assert all(a < b_ for a, b_ in zip(s, s[1:]))  # distinct, in order
+            assert b["is_first"][r].tolist() == [True, False, False, False]
+            assert b["weight"][r, :, 0].tolist() == [0.0, 0.0, 0.0, 1.0]  # the loss is the keyframe's alone
+            draws.add((e, tuple(s)))
+    assert len(draws) > 6  # the steps between are drawn afresh each epoch
+    with pytest.raises(ConfigError, match="keyframe_steps=4"):
+        EpisodicWindows(eps, streams=3, window=5, chunk=2, align=True, keyframe_change=2.0, keyframe_mode="step",
+                        keyframe_only=True, keyframe_steps=4)
+    with pytest.raises(ConfigError, match="keyframe_steps=4"):
+        EpisodicWindows(eps, streams=3, window=4, chunk=2, align=True, keyframe_steps=4)

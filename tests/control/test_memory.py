@@ -148,3 +148,42 @@ def test_memory_norm_false_carries_the_raw_residual_stream():
         assert isinstance(m.head_norm, torch.nn.Identity) == norm  # the head reads through a LayerNorm either way
         assert pred.shape == (2, 3, 4, 2)
     assert not any(k.startswith("head_norm") for k in _model().state_dict())  # default: earlier checkpoints load
+
+
+def test_memory_recon_rebuilds_each_episodes_first_frame_from_the_written_memory():
+    import pytest
+
+    from ostinato.core.errors import ConfigError
+
+    m = _model(memory_recon=2.0, recon_grid=4)
+    b = _batch(B=2, W=4)
+    b["is_first"][0, 0] = b["is_first"][0, 2] = True  # stream 0: episodes start at steps 0 and 2
+    b["is_first"][1, 0] = True
+    with torch.no_grad():  # a decoder that outputs zeros: the loss is the mean squared target
+        m.recon[-1].weight.zero_()
+        m.recon[-1].bias.zero_()
+    loss, logs = m.loss(b)
+    x = torch.nn.functional.adaptive_avg_pool2d(b["rgb"].permute(0, 1, 4, 2, 3).flatten(0, 1).float(), 4)
+    x = ((x - m.obs.mean) / m.obs.std).reshape(2, 4, -1)  # (B, W, 3*4*4)
+    first = torch.stack([x[0, 0], x[0, 0], x[0, 2], x[0, 2], x[1, 0], x[1, 0], x[1, 0], x[1, 0]])
+    assert abs(logs["recon"] - float((first**2).mean())) < 1e-4
+    assert abs(float(loss) - logs["l1"] - 2.0 * logs["recon"]) < 1e-4
+    # the next window's steps before an episode start keep the carried first frame; a new start replaces it
+    b2 = _batch(B=2, W=2, seed=1)
+    b2["is_first"][1, 1] = True
+    _, logs2 = m.loss(b2)
+    x2 = torch.nn.functional.adaptive_avg_pool2d(b2["rgb"].permute(0, 1, 4, 2, 3).flatten(0, 1).float(), 4)
+    x2 = ((x2 - m.obs.mean) / m.obs.std).reshape(2, 2, -1)
+    first2 = torch.stack([x[0, 2], x[0, 2], x[1, 0], x2[1, 1]])
+    assert abs(logs2["recon"] - float((first2**2).mean())) < 1e-4
+    # the loss reaches the memory written at the first step (through M0's update) and the encoder
+    m2 = _model(memory_recon=1.0, recon_grid=4)
+    b3 = _batch(B=2, W=3)
+    b3["is_first"][:, 0] = True
+    b3["weight"] = torch.zeros(2, 3, 4)  # no action loss: every gradient below comes from the reconstruction
+    loss3, _ = m2.loss(b3)
+    loss3.backward()
+    assert m2.memory.M0.grad.abs().sum() > 0 and m2.obs.img_proj.weight.grad.abs().sum() > 0
+    assert not any(k.startswith("recon") for k in _model().state_dict())  # off by default: no new keys
+    with pytest.raises(ConfigError, match="memory_recon"):
+        create_model("test_muvla", **{**KW, "memory_recon": 1.0, "n_mem": 0})
