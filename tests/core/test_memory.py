@@ -26,11 +26,15 @@ def test_forward_equals_step_loop_and_split():
     first = torch.zeros(2, 5, dtype=torch.bool)
     first[1, 3] = True
     y, st = mod(x, is_first=first)
-    state, ys = None, []
+    state, ys, mems = None, [], []
     for t in range(5):
         y_t, state = mod.step(x[:, t], state, first[:, t] if state is not None else None)
         ys.append(y_t)
+        mems.append(state["mem"])
     torch.testing.assert_close(torch.stack(ys, 1), y)
+    y_m, _, mem_seq = mod(x, is_first=first, return_memory=True)  # also the memory each step wrote
+    torch.testing.assert_close(y_m, y)
+    torch.testing.assert_close(mem_seq, torch.stack(mems, 1))
     torch.testing.assert_close(state["mem"], st["mem"])
     assert torch.equal(state["count"], st["count"])
     y1, s1 = mod(x[:, :2], is_first=first[:, :2])
