@@ -221,14 +221,6 @@ class RolloutSplit(torch.utils.data.Dataset):
     def __init__(self, seed_base: int, n: int = 100):
         self.seed_base, self.n = seed_base, n
 
-    def _subsequence(self, e: int, rng: np.random.Generator) -> np.ndarray:
-        """keyframe_steps: step 0, ``keyframe_steps - 2`` distinct steps drawn between, and the last keyframe."""
-        last = self.span[e] - 1
-        between = np.arange(1, last)
-        k = min(self.keyframe_steps - 2, len(between))
-        mid = np.sort(rng.choice(between, k, replace=False)) if k > 0 else between[:0]
-        return np.concatenate([[0], mid, [last]]) if last > 0 else np.array([0])
-
     def __len__(self) -> int:
         return self.n
 
