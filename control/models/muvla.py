@@ -20,7 +20,8 @@ Per-step token layout (as in muVLA: images, proprio, memory, instruction, action
 Attention is bidirectional within a step; with ``attention_mask_mode="custom"`` (muVLA's
 default) the memory tokens do not read the action queries. ``n_mem=0`` is the memoryless
 baseline (same network, nothing carried). ``memory_norm=False`` (an option, not muVLA's) carries the backbone's
-raw residual stream as memory instead of its final-LayerNorm output (see ``MuVLAConfig``). Training (``loss``) is stateful like muVLA's
+raw residual stream as memory instead of its final-LayerNorm output, and ``memory_recon > 0`` (also not muVLA's) adds an
+auxiliary loss that rebuilds the episode's first frame from the written memory (see ``MuVLAConfig``). Training (``loss``) is stateful like muVLA's
 episodic loader: each batch is the next window of every stream of episodes
 (:class:`ostinato.control.data.episodic.EpisodicWindows`), and the memory reached at the end
 of one window is carried, detached, into the next; ``is_first`` resets a sample to M0.
