@@ -150,10 +150,11 @@ class MuVLAPolicy(nn.Module):
         tok, pad = self._tokens(flat_rgb, batch["proprio"].flatten(0, 1), batch["instr"].flatten(0, 1))
         tok = tok.view(B, W, *tok.shape[1:])  # (B, W, n, d)
         pad = pad.view(B, W, -1)  # (B, W, n)
-        y, state, mems = self.memory(tok, state, batch["is_first"], key_padding_mask=pad, attn_mask=self._mask(),
-                                     return_memory=True)
+        out = self.memory(tok, state, batch["is_first"], key_padding_mask=pad, attn_mask=self._mask(),
+                          return_memory=return_memory)
+        y, state = out[0], out[1]
         pred = self.head(self.head_norm(y[:, :, -self.cfg.chunk :]))  # (B, W, C, A)
-        return (pred, state, mems) if return_memory else (pred, state)
+        return (pred, state, out[2]) if return_memory else (pred, state)
 
     def _recon_loss(self, batch: dict, mems: torch.Tensor) -> torch.Tensor:
         """MSE between the decoder's reading of each step's written memory and its episode's first frame."""
@@ -183,12 +184,12 @@ class MuVLAPolicy(nn.Module):
         carry = self._carry if self._carry is not None and self._carry["mem"].shape[0] == B else None
         if carry is not None and carry["mem"].device != batch["proprio"].device:
             carry = None
-        pred, state, mems = self(batch, carry, return_memory=True)
+        pred, state, *mems = self(batch, carry, return_memory=bool(self.cfg.memory_recon))
         self._carry = MemoryTokens.detach_state(state)
         loss = l1_chunk_loss(pred, batch["action"], batch["chunk_mask"], batch.get("weight"))
         logs = {"l1": float(loss.detach())}
         if self.cfg.memory_recon:
-            rec = self._recon_loss(batch, mems)
+            rec = self._recon_loss(batch, mems[0])
             logs["recon"] = float(rec.detach())
             loss = loss + self.cfg.memory_recon * rec
         return loss, logs
