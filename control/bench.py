@@ -16,6 +16,13 @@ MIKASA-Robo ``RememberColor3-v0`` with rgb 64x64 + joints observations (needs ma
 mikasa-robo-suite and the CPU render set-up; 200 demos are recorded into the cache first if
 missing). Also reported: env steps/s (random actions, one process) and training time.
 Timings depend on the machine and its load.
+
+``RememberColor3-v0 (two-phase)`` (full run only) trains the three policies by the procedure that first got the
+memory policy above chance (control/README.md): phase 1 on decision windows with the first-frame reconstruction
+loss on the memory (``memory_recon``; the memoryless policy has no memory to reconstruct from, so it runs phase 1
+without it), then phase 2, full behaviour cloning from phase 1's best weights, selected on 100 validation rollouts.
+It records 8000 training demos and 100 held-out demos (seeds 1000000+) into the cache first if missing, and its
+budget is each phase recipe's ``trainer.max_minutes`` per policy: hours on a CPU.
 """
 from __future__ import annotations
 
@@ -37,6 +44,15 @@ BUDGETS = {  # task -> (recipe suffix, overrides shared by the three policies)
 }
 
 
+TWO_PHASE = {  # policy -> (phase-1 recipe, phase-2 recipe, overrides for both)
+    "muvla": ("muvla_remembercolor3_recon", "muvla_remembercolor3_recon_bc", []),
+    "memoryless": ("muvla_remembercolor3_recon", "muvla_remembercolor3_recon_bc",
+                   ["model.name=muvla_memoryless", "model.memory_recon=0"]),
+    "lstm": ("lstm_remembercolor3_recon", "lstm_remembercolor3_recon_bc", []),
+}
+TWO_PHASE_DEMOS, TWO_PHASE_VAL_SEED = 8000, 1_000_000
+
+
 def env_steps_per_s(env: str, n: int = 200, **kw) -> float:
     from .envs import EnvConfig, make_env
 
@@ -52,18 +68,47 @@ def env_steps_per_s(env: str, n: int = 200, **kw) -> float:
     return round(n / dt, 1)
 
 
-def _ensure_demos(env: str, episodes: int) -> None:
+def _ensure_demos(env: str, episodes: int, folder: str = "", first_seed: int = 0) -> Path:
+    """Top up the cached demos of ``env`` (or ``folder`` beside them, e.g. held-out ones) to ``episodes``."""
     from .data.demos import collect
     from .domain import default_demo_dir
     from .envs import EnvConfig
 
-    d = default_demo_dir(env)
+    d = default_demo_dir(env).parent / folder if folder else default_demo_dir(env)
     have = sorted(d.glob("ep_*.npz"))
     if len(have) < episodes:  # top up: seeds after the last recorded one, files numbered after the last
         import numpy as np
 
-        seed = int(np.load(have[-1])["seed"]) + 1 if have else 0  # collect numbers files in seed order
+        seed = int(np.load(have[-1])["seed"]) + 1 if have else first_seed  # collect numbers files in seed order
         collect(EnvConfig(env=env), episodes - len(have), d, seed=seed, first_index=len(have))
+    return d
+
+
+def _result(res: dict) -> dict:
+    test = res.get("test", {})
+    return {"success_once": test.get("success_once", float("nan")), "success": test.get("success", float("nan")),
+            "episode_len": test.get("episode_len", float("nan")), "train_time_s": res["train_time_s"],
+            "steps": res["steps"], "episodes": test.get("episodes", float("nan")),
+            "val_success_once": res.get("val", {}).get("success_once", float("nan")),
+            "eval_steps_per_s": test.get("env_steps_per_s", float("nan"))}
+
+
+def run_two_phase(work: Path, extra: list[str] | None = None) -> dict:
+    """RememberColor3 by the two-phase procedure (module docstring) for the three policies."""
+    from ostinato.core.recipe import load
+    from ostinato.core.train import fit
+
+    env = "RememberColor3-v0"
+    _ensure_demos(env, TWO_PHASE_DEMOS)
+    _ensure_demos(env, 100, f"{env}_val", TWO_PHASE_VAL_SEED)
+    row = {"task": f"{env} (two-phase)", "env_steps_per_s": env_steps_per_s(env, 100, image_size=64)}
+    for short, (p1, p2, over) in TWO_PHASE.items():
+        r1 = fit(load(f"control/{p1}", [*over, *(extra or [])]), work / f"two_phase_{short}_p1", quiet=True)
+        init = f"trainer.init_from={work / f'two_phase_{short}_p1' / 'best.pt'}"
+        r2 = fit(load(f"control/{p2}", [*over, init, *(extra or [])]), work / f"two_phase_{short}_p2", quiet=True)
+        row[short] = {**_result(r2), "train_time_s": r1["train_time_s"] + r2["train_time_s"],
+                      "steps": r1["steps"] + r2["steps"], "phase1_key_acc": r1.get("val", {}).get("key_acc", float("nan"))}
+    return row
 
 
 def run_task(task: str, work: Path, extra: list[str] | None = None) -> dict:
@@ -79,13 +124,7 @@ def run_task(task: str, work: Path, extra: list[str] | None = None) -> dict:
                                                             image_size=32 if env == "cue_task" else 64)}
     for short, prefix in POLICIES:
         cfg = load(f"control/{prefix}_{suffix}", [*overrides, *(extra or [])])
-        res = fit(cfg, work / f"{task}_{short}", quiet=True)
-        test = res.get("test", {})
-        row[short] = {"success_once": test.get("success_once", float("nan")), "success": test.get("success", float("nan")),
-                      "episode_len": test.get("episode_len", float("nan")), "train_time_s": res["train_time_s"],
-                      "steps": res["steps"], "episodes": test.get("episodes", float("nan")),
-                      "val_success_once": res.get("val", {}).get("success_once", float("nan")),
-                      "eval_steps_per_s": test.get("env_steps_per_s", float("nan"))}
+        row[short] = _result(fit(cfg, work / f"{task}_{short}", quiet=True))
     return row
 
 
@@ -95,11 +134,13 @@ def bench(quick: bool = False, out: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="ostinato_bench_control_") as tmp:
         for task in tasks:
             rows.append(run_task(task, Path(tmp)))
-    print(f"{'task':<20} {'policy':<11} {'success_once':>12} {'final':>6} {'ep_len':>7} {'train_s':>8} {'steps':>6} {'env steps/s':>11}")
+        if not quick:
+            rows.append(run_two_phase(Path(tmp)))
+    print(f"{'task':<32} {'policy':<11} {'success_once':>12} {'final':>6} {'ep_len':>7} {'train_s':>8} {'steps':>6} {'env steps/s':>11}")
     for r in rows:
         for short, _ in POLICIES:
             p = r[short]
-            print(f"{r['task']:<20} {short:<11} {p['success_once']:>12.2f} {p['success']:>6.2f} {p['episode_len']:>7.1f} "
+            print(f"{r['task']:<32} {short:<11} {p['success_once']:>12.2f} {p['success']:>6.2f} {p['episode_len']:>7.1f} "
                   f"{p['train_time_s']:>8.0f} {p['steps']:>6} {r['env_steps_per_s']:>11.1f}")
     return {"quick": quick, "rows": rows, "chance": 1 / 3,
             "note": "success_once on test seeds 4242424242+i (eval.episodes of them); best checkpoint chosen on "

@@ -102,6 +102,35 @@ def l1_chunk_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     return ((pred - target).abs() * m).sum() / n.clamp_min(1.0)
 
 
+def first_frame_recon_loss(rec: torch.Tensor, batch: dict, first: torch.Tensor | None, mean: torch.Tensor,
+                           std: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """MSE between ``rec`` (B, W, c*g*g), a decoder's reading of the memory each step wrote, and that step's
+    episode-first frame (average-pooled to ``grid`` x ``grid``, normalised by the encoder's ``mean``/``std``).
+
+    ``first`` (B, c*g*g) is each stream's first frame carried from the previous window (None at the start or
+    when the batch size changed: steps before the window's first ``is_first`` then have no target). Returns
+    the loss and the first frames to carry (detached). Used by the policies' ``memory_recon`` option.
+    """
+    B, W = batch["is_first"].shape
+    x = batch["rgb"].flatten(0, 1).permute(0, 3, 1, 2).float()  # (B*W, c, S, S)
+    c = x.shape[1]
+    x = nn.functional.adaptive_avg_pool2d(x, grid).view(B, W, c // 3, 3, grid, grid)
+    x = ((x - mean.view(3, 1, 1)) / std.view(3, 1, 1)).flatten(2)  # (B, W, c*g*g)
+    first = first if first is not None and first.shape[0] == B else None
+    have = torch.zeros(B, dtype=torch.bool, device=x.device) if first is None else torch.ones_like(batch["is_first"][:, 0])
+    first = torch.zeros_like(x[:, 0]) if first is None else first.to(x.device)
+    targets, known = [], []
+    for w in range(W):  # the latest episode start at or before each step (carried across windows)
+        f = batch["is_first"][:, w]
+        first = torch.where(f[:, None], x[:, w], first)
+        have = have | f
+        targets.append(first)
+        known.append(have)
+    tgt, ok = torch.stack(targets, 1), torch.stack(known, 1) & batch["chunk_mask"][:, :, 0]  # (B, W, c*g*g), (B, W)
+    err = ((rec - tgt) ** 2).mean(-1)  # (B, W)
+    return (err * ok).sum() / ok.sum().clamp_min(1), first.detach()
+
+
 def obs_to_batch(obs: dict, vocab: int, max_tokens: int, device) -> dict:
     """A (vector-)env observation (numpy, leading batch dim) -> model tensors."""
     instr = obs["instruction"]

@@ -43,7 +43,7 @@ from ostinato.core.layers.attention import Transformer, TransformerConfig
 from ostinato.core.layers.memory import MemoryTokens
 from ostinato.core.registry import register_model
 
-from .encoders import StepEncoder, l1_chunk_loss
+from .encoders import StepEncoder, first_frame_recon_loss, l1_chunk_loss
 
 
 @dataclass
@@ -156,29 +156,6 @@ class MuVLAPolicy(nn.Module):
         pred = self.head(self.head_norm(y[:, :, -self.cfg.chunk :]))  # (B, W, C, A)
         return (pred, state, out[2]) if return_memory else (pred, state)
 
-    def _recon_loss(self, batch: dict, mems: torch.Tensor) -> torch.Tensor:
-        """MSE between the decoder's reading of each step's written memory and its episode's first frame."""
-        B, W = batch["is_first"].shape
-        g, c = self.cfg.recon_grid, self.cfg.image_channels
-        x = batch["rgb"].flatten(0, 1).permute(0, 3, 1, 2).float()  # (B*W, c, S, S)
-        x = nn.functional.adaptive_avg_pool2d(x, g).view(B, W, c // 3, 3, g, g)
-        x = ((x - self.obs.mean.view(3, 1, 1)) / self.obs.std.view(3, 1, 1)).flatten(2)  # (B, W, c*g*g)
-        first = self._first if self._first is not None and self._first.shape[0] == B else None
-        have = torch.zeros(B, dtype=torch.bool, device=x.device) if first is None else torch.ones_like(batch["is_first"][:, 0])
-        first = torch.zeros_like(x[:, 0]) if first is None else first.to(x.device)
-        targets, known = [], []
-        for w in range(W):  # the latest episode start at or before each step (carried across windows)
-            f = batch["is_first"][:, w]
-            first = torch.where(f[:, None], x[:, w], first)
-            have = have | f
-            targets.append(first)
-            known.append(have)
-        self._first = first.detach()
-        tgt, ok = torch.stack(targets, 1), torch.stack(known, 1) & batch["chunk_mask"][:, :, 0]  # (B, W, c*g*g), (B, W)
-        rec = self.recon(mems.flatten(2))  # (B, W, c*g*g)
-        err = ((rec - tgt) ** 2).mean(-1)  # (B, W)
-        return (err * ok).sum() / ok.sum().clamp_min(1)
-
     def loss(self, batch: dict):
         B = batch["is_first"].shape[0]
         carry = self._carry if self._carry is not None and self._carry["mem"].shape[0] == B else None
@@ -189,7 +166,8 @@ class MuVLAPolicy(nn.Module):
         loss = l1_chunk_loss(pred, batch["action"], batch["chunk_mask"], batch.get("weight"))
         logs = {"l1": float(loss.detach())}
         if self.cfg.memory_recon:
-            rec = self._recon_loss(batch, mems[0])
+            rec, self._first = first_frame_recon_loss(self.recon(mems[0].flatten(2)), batch, self._first, self.obs.mean,
+                                                      self.obs.std, self.cfg.recon_grid)
             logs["recon"] = float(rec.detach())
             loss = loss + self.cfg.memory_recon * rec
         return loss, logs

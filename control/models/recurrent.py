@@ -8,6 +8,10 @@ whose new state is carried to t+1 (like PPO-LSTM in MIKASA-Robo's baselines, but
 behaviour cloning). Resets on ``is_first`` are per sample (zero state), TBPTT counts K steps
 per sample like :class:`ostinato.core.layers.memory.MemoryTokens`, and training carries the
 detached state between windows of the episodic loader.
+
+``memory_recon > 0`` (not in MIKASA's baseline) adds the same auxiliary loss as muVLA's option: a small decoder
+rebuilds the episode's first frame from the LSTM's top-layer ``h`` that each step writes, so the two memory
+policies can be trained by the same procedure.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from ostinato.core.layers.attention import Transformer, TransformerConfig
 from ostinato.core.layers.rnn import LSTM, RNNConfig
 from ostinato.core.registry import register_model
 
-from .encoders import StepEncoder, l1_chunk_loss
+from .encoders import StepEncoder, first_frame_recon_loss, l1_chunk_loss
 
 
 @dataclass
@@ -45,8 +49,13 @@ class LSTMPolicyConfig:
     d_hidden: int = 256  # LSTM width
     rnn_layers: int = 1
     tbptt_length: int = 8  # K
+    memory_recon: float = 0.0  # weight of the first-frame reconstruction from each step's h (0 = off; see muvla)
+    recon_grid: int = 16
 
     def validate(self) -> None:
+        if self.memory_recon < 0 or (self.memory_recon and not self.image_channels):
+            raise ConfigError(f"lstm_policy: memory_recon={self.memory_recon}: expected 0 (off), or a weight > 0 "
+                              f"with images (image_channels={self.image_channels})")
         if self.chunk < 1 or self.tbptt_length < 1 or self.image_channels % 3:
             raise ConfigError(f"lstm_policy: expected chunk >= 1, tbptt_length >= 1, image_channels a multiple of 3; "
                               f"got {self.chunk}, {self.tbptt_length}, {self.image_channels}")
@@ -68,6 +77,10 @@ class LSTMPolicy(nn.Module):
         self.h_in = nn.Linear(cfg.d_hidden, d)
         self.head = nn.Linear(d, cfg.action_dim)
         self._carry: dict | None = None
+        if cfg.memory_recon:  # the first frame's pixels from the written h (see LSTMPolicyConfig.memory_recon)
+            g = cfg.recon_grid
+            self.recon = nn.Sequential(nn.Linear(cfg.d_hidden, 4 * d), nn.GELU(), nn.Linear(4 * d, cfg.image_channels * g * g))
+            self._first: torch.Tensor | None = None  # training: each stream's episode-first frame (B, c*g*g)
 
     def init_state(self, batch_size: int, device=None):
         h, c = self.rnn.init_state(batch_size, device)
@@ -107,7 +120,9 @@ class LSTMPolicy(nn.Module):
         pad = torch.cat([pad, torch.zeros(N, self.cfg.chunk, dtype=torch.bool, device=pad.device)], 1)
         return tok, pad
 
-    def forward(self, batch: dict, state=None):
+    def forward(self, batch: dict, state=None, return_memory: bool = False):
+        """Windows (B, W, ...) -> chunks (B, W, C, A), final state (and with ``return_memory`` the top-layer h
+        each step wrote, (B, W, H))."""
         B, W = batch["is_first"].shape
         rgb = batch.get("rgb")
         flat_rgb = None if rgb is None or not self.cfg.image_channels else rgb.flatten(0, 1)  # (B*W, S, S, c)
@@ -118,10 +133,13 @@ class LSTMPolicy(nn.Module):
         if state is None:
             state = self.init_state(B, tok.device)
             is_first[:, 0] = True
-        preds = []
+        preds, hs = [], []
         for t in range(W):
             p, state = self._step(tok[:, t], pad[:, t], state, is_first[:, t])
             preds.append(p)
+            hs.append(state["h"][:, -1])
+        if return_memory:
+            return torch.stack(preds, 1), state, torch.stack(hs, 1)
         return torch.stack(preds, 1), state  # (B, W, C, A)
 
     def loss(self, batch: dict):
@@ -129,10 +147,16 @@ class LSTMPolicy(nn.Module):
         carry = self._carry if self._carry is not None and self._carry["h"].shape[0] == B else None
         if carry is not None and carry["h"].device != batch["proprio"].device:
             carry = None
-        pred, state = self(batch, carry)
+        pred, state, *hs = self(batch, carry, return_memory=bool(self.cfg.memory_recon))
         self._carry = self.detach_state(state)
         loss = l1_chunk_loss(pred, batch["action"], batch["chunk_mask"], batch.get("weight"))
-        return loss, {"l1": float(loss.detach())}
+        logs = {"l1": float(loss.detach())}
+        if self.cfg.memory_recon:
+            rec, self._first = first_frame_recon_loss(self.recon(hs[0]), batch, self._first, self.obs.mean,
+                                                      self.obs.std, self.cfg.recon_grid)
+            logs["recon"] = float(rec.detach())
+            loss = loss + self.cfg.memory_recon * rec
+        return loss, logs
 
     @torch.no_grad()
     def act(self, obs: dict, state, is_first: torch.Tensor):

@@ -187,3 +187,34 @@ def test_memory_recon_rebuilds_each_episodes_first_frame_from_the_written_memory
     assert not any(k.startswith("recon") for k in _model().state_dict())  # off by default: no new keys
     with pytest.raises(ConfigError, match="memory_recon"):
         create_model("test_muvla", **{**KW, "memory_recon": 1.0, "n_mem": 0})
+
+
+def test_lstm_policy_memory_recon_rebuilds_the_first_frame_from_each_steps_h():
+    import pytest
+
+    from ostinato.core.errors import ConfigError
+
+    torch.manual_seed(0)
+    m = create_model("test_lstm_policy", **KW, memory_recon=3.0, recon_grid=4).eval()
+    b = _batch(B=2, W=4)
+    b["is_first"][:, 0] = True
+    b["is_first"][1, 3] = True  # stream 1: a new episode at step 3
+    with torch.no_grad():  # a decoder that outputs zeros: the loss is the mean squared target
+        m.recon[-1].weight.zero_()
+        m.recon[-1].bias.zero_()
+    loss, logs = m.loss(b)
+    x = torch.nn.functional.adaptive_avg_pool2d(b["rgb"].permute(0, 1, 4, 2, 3).flatten(0, 1).float(), 4)
+    x = ((x - m.obs.mean) / m.obs.std).reshape(2, 4, -1)  # (B, W, 3*4*4)
+    first = torch.stack([x[0, 0]] * 4 + [x[1, 0]] * 3 + [x[1, 3]])
+    assert abs(logs["recon"] - float((first**2).mean())) < 1e-4
+    assert abs(float(loss) - logs["l1"] - 3.0 * logs["recon"]) < 1e-4
+    # with a live decoder and no action loss, the gradient reaches the LSTM and the image encoder
+    torch.manual_seed(1)
+    m2 = create_model("test_lstm_policy", **KW, memory_recon=1.0, recon_grid=4)
+    b["weight"] = torch.zeros(2, 4, 4)
+    m2.loss(b)[0].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in m2.rnn.named_parameters())
+    assert m2.obs.img_proj.weight.grad.abs().sum() > 0
+    assert not any(k.startswith("recon") for k in create_model("test_lstm_policy", **KW).state_dict())
+    with pytest.raises(ConfigError, match="memory_recon"):
+        create_model("test_lstm_policy", **{**KW, "memory_recon": 1.0, "image_channels": 0})
