@@ -9,7 +9,9 @@ it). Also reported: ``success`` = success at the last step, ``episode_len`` (mea
 Execution: ``receding`` (default) re-plans every step and executes the first action of the
 chunk, so the memory is updated every step; ``open_loop`` executes the whole chunk of C
 actions before re-planning, so the memory is updated only every C steps (stale for C-1 of
-C steps, as the muVLA paper warns). ``save_gifs=DIR`` writes the first ``gif_episodes``
+C steps, as the muVLA paper warns); ``ensemble`` re-plans every step like ``receding`` and executes ACT's temporal
+ensemble (Zhao et al. 2023, not muVLA's execution): the average of the actions that the last C chunks planned for
+this step, weighted ``exp(-ensemble_k * i)`` with i = 0 for the oldest plan. ``save_gifs=DIR`` writes the first ``gif_episodes``
 rollouts as GIFs.
 """
 from __future__ import annotations
@@ -33,7 +35,8 @@ from .models.encoders import obs_to_batch
 class ControlEvalConfig:
     episodes: int = 100  # test rollouts (seeds 4242424242 + i)
     val_episodes: int = 10  # validation rollouts during training (seeds 1_000_000 + i)
-    execution: Literal["receding", "open_loop"] = "receding"
+    execution: Literal["receding", "open_loop", "ensemble"] = "receding"
+    ensemble_k: float = 0.01  # temporal-ensemble weight decay (ACT's m), execution=ensemble only
     max_steps: int = 0  # 0: the env's own time limit
     parallel: int = 0  # envs stepped in lockstep in this process; 0: 16 for cue_task, 1 for simulators
     save_gifs: str = ""  # folder for rollout GIFs (filled by `ostinato eval --save-gifs DIR`)
@@ -56,10 +59,11 @@ def _stack(obs_list: list[dict]) -> dict:
 
 @torch.no_grad()
 def rollout(model, env_cfg: EnvConfig, seeds: list[int], execution: str = "receding", max_steps: int = 0,
-            parallel: int = 0, gif_dir: str = "", gif_episodes: int = 2, envs: list | None = None) -> dict[str, float]:
+            parallel: int = 0, gif_dir: str = "", gif_episodes: int = 2, envs: list | None = None,
+            ensemble_k: float = 0.01) -> dict[str, float]:
     """Run one episode per seed; returns the metrics of the module docstring."""
-    if execution not in ("receding", "open_loop"):
-        raise ConfigError(f"eval.execution={execution!r}: expected 'receding' or 'open_loop'")
+    if execution not in ("receding", "open_loop", "ensemble"):
+        raise ConfigError(f"eval.execution={execution!r}: expected 'receding', 'open_loop' or 'ensemble'")
     model.eval()
     device = next(model.parameters()).device
     threads = torch.get_num_threads()
@@ -68,12 +72,13 @@ def rollout(model, env_cfg: EnvConfig, seeds: list[int], execution: str = "reced
         # a policy step took 3.4 s with 2 torch threads and 0.08 s with 1 while ManiSkill rendered
         torch.set_num_threads(1)
     try:
-        return _rollout(model, env_cfg, seeds, execution, max_steps, parallel, gif_dir, gif_episodes, envs, device)
+        return _rollout(model, env_cfg, seeds, execution, max_steps, parallel, gif_dir, gif_episodes, envs, device,
+                        ensemble_k)
     finally:
         torch.set_num_threads(threads)
 
 
-def _rollout(model, env_cfg, seeds, execution, max_steps, parallel, gif_dir, gif_episodes, envs, device):
+def _rollout(model, env_cfg, seeds, execution, max_steps, parallel, gif_dir, gif_episodes, envs, device, ensemble_k):
     cfg = model.cfg
     P = parallel or (16 if env_cfg.env == "cue_task" else 1)
     own = envs is None
@@ -90,16 +95,22 @@ def _rollout(model, env_cfg, seeds, execution, max_steps, parallel, gif_dir, gif
         length = np.zeros(E, int)
         state = model.init_state(E, device)
         first = torch.ones(E, dtype=torch.bool, device=device)
-        chunk, k = None, 0
+        chunk, k, plans = None, 0, []
         frames = {j: [envs[j].render()] for j in range(E) if start + j < gif_episodes and gif_dir}
         for t in range(limit):
-            if execution == "receding" or chunk is None or k >= chunk.shape[1]:
+            if execution != "open_loop" or chunk is None or k >= chunk.shape[1]:
                 batch = obs_to_batch(_stack(obs), cfg.vocab, cfg.max_tokens, device)
                 chunk, state = model.act(batch, state, first)
-                chunk, k = chunk.float().cpu().numpy(), 0
+                chunk, k = chunk.float().cpu().numpy(), 0  # (E, C, A)
                 first = torch.zeros_like(first)
+            action = chunk[:, k]  # (E, A)
+            if execution == "ensemble":  # plans made at steps t-n+1..t (oldest first); plan i's entry for step t
+                plans = [*plans, chunk][-chunk.shape[1] :]
+                n = len(plans)
+                w = np.exp(-ensemble_k * np.arange(n))[:, None, None]  # (n, 1, 1)
+                action = (w * np.stack([p[:, n - 1 - i] for i, p in enumerate(plans)])).sum(0) / w.sum()
             for j in np.flatnonzero(active):
-                o, _, te, tr, info = envs[j].step(chunk[j, k])
+                o, _, te, tr, info = envs[j].step(action[j])
                 obs[j] = o
                 length[j] += 1
                 n_steps += 1
@@ -190,5 +201,5 @@ def evaluate(model, data, split: str, cfg) -> dict[str, float]:
         out.update(demo_metrics(model, data.meta["val_windows"]))
     if n > 0 or not out:
         out.update(rollout(model, env_cfg, [base + i for i in range(n)], ev.execution, ev.max_steps, ev.parallel,
-                           gifs, ev.gif_episodes if gifs else 0))
+                           gifs, ev.gif_episodes if gifs else 0, ensemble_k=ev.ensemble_k))
     return out

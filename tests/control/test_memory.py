@@ -218,3 +218,48 @@ def test_lstm_policy_memory_recon_rebuilds_the_first_frame_from_each_steps_h():
     assert not any(k.startswith("recon") for k in create_model("test_lstm_policy", **KW).state_dict())
     with pytest.raises(ConfigError, match="memory_recon"):
         create_model("test_lstm_policy", **{**KW, "memory_recon": 1.0, "image_channels": 0})
+
+
+def test_ensemble_execution_averages_the_last_chunks_plans_for_each_step():
+    import numpy as np
+
+    from ostinato.control.envs import EnvConfig
+    from ostinato.control.evaluate import rollout
+
+    C, k = 3, 0.5
+
+    class Plan(torch.nn.Module):  # plan made at call s: entry i is the action for step s+i, value 10*s + i
+        cfg = type("cfg", (), {"vocab": 64, "max_tokens": 4})
+
+        def __init__(self):
+            super().__init__()
+            self.w, self.calls = torch.nn.Parameter(torch.zeros(1)), 0
+
+        def init_state(self, B, device=None):
+            return None
+
+        def act(self, batch, state, first):
+            s, self.calls = self.calls, self.calls + 1
+            return (10.0 * s + torch.arange(C, dtype=torch.float32))[None, :, None].expand(1, C, 2), state
+
+    class Env:  # records the executed actions; never ends before the limit
+        spec_max_steps = 5
+
+        def __init__(self):
+            self.done = []
+
+        def reset(self, seed=None):
+            return {"proprio": np.zeros(1, np.float32), "instruction": "go"}, {}
+
+        def step(self, a):
+            self.done.append(float(a[0]))
+            return self.reset()[0], 0.0, False, False, {}
+
+    env = Env()
+    rollout(Plan(), EnvConfig(env="cue_task"), [0], execution="ensemble", envs=[env], ensemble_k=k)
+    want = []
+    for t in range(5):  # plans made at s = max(0, t-C+1)..t, oldest first, each gives 10*s + (t - s)
+        ss = list(range(max(0, t - C + 1), t + 1))
+        w = np.exp(-k * np.arange(len(ss)))
+        want.append(float((w * np.array([10 * s + t - s for s in ss])).sum() / w.sum()))
+    assert np.allclose(env.done, want) and not np.allclose(env.done, [10 * t for t in range(5)])
