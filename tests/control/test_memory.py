@@ -150,6 +150,18 @@ def test_memory_norm_false_carries_the_raw_residual_stream():
     assert not any(k.startswith("head_norm") for k in _model().state_dict())  # default: earlier checkpoints load
 
 
+def _zero_decoder_loss(m, b):
+    """With a decoder that outputs zeros the reconstruction loss is the mean squared target: returns the loss, its
+    logs and the pooled, normalised frames (B, W, 3*4*4) to build the expected targets from."""
+    with torch.no_grad():
+        m.recon[-1].weight.zero_()
+        m.recon[-1].bias.zero_()
+    loss, logs = m.loss(b)
+    B, W = b["is_first"].shape
+    x = torch.nn.functional.adaptive_avg_pool2d(b["rgb"].permute(0, 1, 4, 2, 3).flatten(0, 1).float(), 4)
+    return loss, logs, ((x - m.obs.mean) / m.obs.std).reshape(B, W, -1)
+
+
 def test_memory_recon_rebuilds_each_episodes_first_frame_from_the_written_memory():
     import pytest
 
@@ -159,12 +171,7 @@ def test_memory_recon_rebuilds_each_episodes_first_frame_from_the_written_memory
     b = _batch(B=2, W=4)
     b["is_first"][0, 0] = b["is_first"][0, 2] = True  # stream 0: episodes start at steps 0 and 2
     b["is_first"][1, 0] = True
-    with torch.no_grad():  # a decoder that outputs zeros: the loss is the mean squared target
-        m.recon[-1].weight.zero_()
-        m.recon[-1].bias.zero_()
-    loss, logs = m.loss(b)
-    x = torch.nn.functional.adaptive_avg_pool2d(b["rgb"].permute(0, 1, 4, 2, 3).flatten(0, 1).float(), 4)
-    x = ((x - m.obs.mean) / m.obs.std).reshape(2, 4, -1)  # (B, W, 3*4*4)
+    loss, logs, x = _zero_decoder_loss(m, b)
     first = torch.stack([x[0, 0], x[0, 0], x[0, 2], x[0, 2], x[1, 0], x[1, 0], x[1, 0], x[1, 0]])
     assert abs(logs["recon"] - float((first**2).mean())) < 1e-4
     assert abs(float(loss) - logs["l1"] - 2.0 * logs["recon"]) < 1e-4
@@ -199,12 +206,7 @@ def test_lstm_policy_memory_recon_rebuilds_the_first_frame_from_each_steps_h():
     b = _batch(B=2, W=4)
     b["is_first"][:, 0] = True
     b["is_first"][1, 3] = True  # stream 1: a new episode at step 3
-    with torch.no_grad():  # a decoder that outputs zeros: the loss is the mean squared target
-        m.recon[-1].weight.zero_()
-        m.recon[-1].bias.zero_()
-    loss, logs = m.loss(b)
-    x = torch.nn.functional.adaptive_avg_pool2d(b["rgb"].permute(0, 1, 4, 2, 3).flatten(0, 1).float(), 4)
-    x = ((x - m.obs.mean) / m.obs.std).reshape(2, 4, -1)  # (B, W, 3*4*4)
+    loss, logs, x = _zero_decoder_loss(m, b)
     first = torch.stack([x[0, 0]] * 4 + [x[1, 0]] * 3 + [x[1, 3]])
     assert abs(logs["recon"] - float((first**2).mean())) < 1e-4
     assert abs(float(loss) - logs["l1"] - 3.0 * logs["recon"]) < 1e-4
