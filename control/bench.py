@@ -68,7 +68,7 @@ def env_steps_per_s(env: str, n: int = 200, **kw) -> float:
     return round(n / dt, 1)
 
 
-def _ensure_demos(env: str, episodes: int, folder: str = "", first_seed: int = 0) -> Path:
+def _ensure_demos(env: str, episodes: int, folder: str = "", first_seed: int = 0) -> None:
     """Top up the cached demos of ``env`` (or ``folder`` beside them, e.g. held-out ones) to ``episodes``."""
     from .data.demos import collect
     from .domain import default_demo_dir
@@ -81,7 +81,6 @@ def _ensure_demos(env: str, episodes: int, folder: str = "", first_seed: int = 0
 
         seed = int(np.load(have[-1])["seed"]) + 1 if have else first_seed  # collect numbers files in seed order
         collect(EnvConfig(env=env), episodes - len(have), d, seed=seed, first_index=len(have))
-    return d
 
 
 def _result(res: dict) -> dict:

@@ -10,13 +10,13 @@ def test_two_phase_bench_chains_each_policys_phases(monkeypatch, tmp_path):
 
     def fake_fit(cfg, out, quiet=False):
         calls.append((cfg, Path(out)))
-        p2 = cfg.trainer.init_from != ""
-        return {"steps": 7, "train_time_s": 2.0 if p2 else 1.0, "val": {"key_acc": 0.9},
-                "test": {"success_once": 0.8, "success": 0.7, "episode_len": 30.0, "episodes": 100.0}} if p2 else \
-            {"steps": 5, "train_time_s": 1.0, "val": {"key_acc": 0.9}}
+        if not cfg.trainer.init_from:  # phase 1: teacher-forced validation only
+            return {"steps": 5, "train_time_s": 1.0, "val": {"key_acc": 0.9}}
+        return {"steps": 7, "train_time_s": 2.0, "val": {"key_acc": 0.9},
+                "test": {"success_once": 0.8, "success": 0.7, "episode_len": 30.0, "episodes": 100.0}}
 
     monkeypatch.setattr(train, "fit", fake_fit)
-    monkeypatch.setattr(bench, "_ensure_demos", lambda *a, **k: tmp_path)
+    monkeypatch.setattr(bench, "_ensure_demos", lambda *a, **k: None)
     monkeypatch.setattr(bench, "env_steps_per_s", lambda *a, **k: 1.0)
     row = bench.run_two_phase(tmp_path)
     assert len(calls) == 6
