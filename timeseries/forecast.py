@@ -26,7 +26,7 @@ import torch
 
 from ostinato.core.errors import ConfigError, DataError
 
-from .data.windows import read_dated_csv
+from .data.windows import read_dated_csv, time_features
 
 
 def _future_dates(dates: pd.Series, n: int) -> pd.DatetimeIndex:
@@ -62,6 +62,8 @@ def prepare_input(model, cfg, data, df: pd.DataFrame, csv: Path) -> tuple[dict, 
     else:
         z, loc, scale = raw, np.zeros(n_out), np.ones(n_out)
     batch = {"x": torch.as_tensor(z[-L:], dtype=torch.float32)[None], "t0": torch.tensor([len(z) - L])}  # (1, L, C)
+    if meta.get("freq"):  # calendar features of the look-back (TSLib timeenc=1), for models that read x_mark
+        batch["x_mark"] = torch.as_tensor(time_features(df["date"].iloc[-L:], meta["freq"]))[None]  # (1, L, F)
     if cfg.data.get("holt_winters"):
         from .data.holt_winters import hw_baselines
 
@@ -90,10 +92,16 @@ def forecast(model, cfg, data, csv: Path, horizon: int = 0, alpha: float = 0.05,
         if pred.shape[-1] != batch["x"].shape[-1] or "x_base" in batch:
             raise ConfigError(f"--horizon {horizon} > the model's pred_len {H}, and this model cannot run recursively "
                               "(it does not forecast every input column, or uses Holt-Winters baselines); retrain with data.pred_len")
-        preds, x = [pred], batch["x"]
-        while sum(p.shape[1] for p in preds) < horizon:
-            x = torch.cat([x, preds[-1]], dim=1)[:, -x.shape[1]:]  # (1, L, C)
-            preds.append(model.predict({**batch, "x": x}))
+        preds, x, L = [pred], batch["x"], batch["x"].shape[1]
+        if "x_mark" in batch:  # calendar features of the look-back and of every future step
+            future = time_features(_future_dates(df["date"], horizon + H), data.meta["freq"])
+            marks = torch.cat([batch["x_mark"][0], torch.as_tensor(future)])  # (L + horizon + H, F)
+        while (done := sum(p.shape[1] for p in preds)) < horizon:
+            x = torch.cat([x, preds[-1]], dim=1)[:, -L:]  # (1, L, C)
+            step = {**batch, "x": x}
+            if "x_mark" in batch:
+                step["x_mark"] = marks[done : done + L][None]  # (1, L, F)
+            preds.append(model.predict(step))
         pred = torch.cat(preds, dim=1)
         lo = hi = None  # intervals are not propagated through the recursion
     pred = pred[0, :horizon].numpy() * sc["scale"] + sc["loc"]  # (horizon, C_out)

@@ -34,6 +34,15 @@ def test_chimera_train_eval_forecast(cli, tmp_path, capsys):
     assert "no 'date' column" in err and len(err.splitlines()) == 1
 
 
+def test_forecast_feeds_calendar_features_to_a_time_feature_model(tmp_path, capsys):
+    out = tmp_path / "tf"
+    assert main(["train", "timeseries/test_chimera", "--out", str(out), "--quiet", "trainer.max_steps=3", "model.time_features=true"]) == 0
+    fc = tmp_path / "fc.csv"  # 30 > pred_len: the recursion shifts the calendar window with the forecast
+    assert main(["forecast", str(out), "--csv", str(ETTH1), "--horizon", "30", "--out", str(fc)]) == 0
+    df = pd.read_csv(fc)
+    assert len(df) == 30 and df.drop(columns="date").notna().all().all()
+
+
 @pytest.mark.parametrize(
     "recipe, keys",
     [

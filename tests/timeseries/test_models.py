@@ -74,6 +74,22 @@ def test_chimera_channel_independent_has_no_flow_across_variates():
         torch.testing.assert_close(ci.trend(x), alone)
 
 
+def test_chimera_time_features_are_input_variates_only():
+    torch.manual_seed(0)
+    m = create_model("test_chimera", n_vars=3, out_vars=1, dropout=0.0, time_features=True).eval()
+    x, mark = torch.randn(2, 24, 3), torch.rand(2, 24, 4, requires_grad=True) - 0.5
+    y = m(x, mark)
+    assert y.shape == (2, 12, 1)  # the calendar variates are not forecast
+    g, = torch.autograd.grad(y.sum(), mark)
+    assert g.abs().sum() > 0  # the target depends on the calendar through the variate scan
+    with torch.no_grad():  # the forecast of the data variates is the full grid's, sliced
+        grid = m.trend(torch.cat([m.window_norm.norm(x)[0], mark], -1))  # (B, V + F, T', D)
+        assert grid.shape[1] == 7
+    assert torch.equal(m.predict({"x": x, "x_mark": mark}), y)
+    with pytest.raises(ConfigError, match="time_features=true needs x_mark"):
+        m(x)
+
+
 def test_chimera_training_loss_options():
     torch.manual_seed(0)
     batch = {"x": torch.randn(4, 24, 2), "y": torch.randn(4, 12, 2)}

@@ -48,7 +48,11 @@ Design decisions where the paper is ambiguous (each is a config field unless not
    the squared reconstruction error averaged over variates.
 8. **Outputs for MS**: the model forecasts every variate; the last ``out_vars`` are
    returned (Time-Series-Library's ``f_dim = -1``).
-9. Time-stamp features (``x_mark``) are not used.
+9. **Time-stamp features** (``time_features``, off by default; the paper does not say): the
+   look-back's calendar features (``x_mark``, TSLib ``timeenc=1``) join the grid as extra
+   variates, as iTransformer treats covariates as variate tokens; they pass through the same
+   decomposition, embeddings and 2-D SSM, so they reach the data variates only through the
+   variate-direction state, and they are not forecast.
 10. **Linear skip** (``linear_skip``, off by default; not in the paper): DLinear's two linear
     maps (look-back -> horizon, shared over variates) of the trend and seasonal parts are added
     to the heads' forecasts, so the SSM heads model what a linear forecaster misses.
@@ -104,6 +108,7 @@ class ChimeraConfig:
     loss: Literal["mse", "mae", "huber"] = "mse"  # training loss (forecast / anomaly)
     huber_delta: float = 1.0
     channel_independent: bool = False  # each variate through the SSM blocks on its own (not in the paper)
+    time_features: bool = False  # the look-back's calendar features (x_mark) as extra variates of the grid
     method: Literal["auto", "loop", "scan_time", "scan_variates"] = "auto"
 
     def validate(self) -> None:
@@ -200,30 +205,36 @@ class Chimera(nn.Module):
                 self.trend_skip = nn.Linear(cfg.seq_len, out_len)
                 self.seasonal_skip = nn.Linear(cfg.seq_len, out_len)
 
-    def _features(self, x: torch.Tensor):
+    def _features(self, x: torch.Tensor, x_mark: torch.Tensor | None = None):
         if self.window_norm is not None:
             x, stats = self.window_norm.norm(x)  # (B, L, V)
         else:
             stats = None
+        if self.cfg.time_features:
+            if x_mark is None or x_mark.shape[:2] != x.shape[:2]:
+                got = None if x_mark is None else tuple(x_mark.shape)
+                raise ConfigError(f"model.time_features=true needs x_mark of shape ({x.shape[0]}, {x.shape[1]}, F), got {got}")
+            x = torch.cat([x, x_mark.to(x.dtype)], dim=-1)  # (B, L, V + F)
         if self.decomp is not None:
             seasonal, trend = self.decomp(x)  # (B, L, V) each
         else:
             seasonal = trend = x
         return self.trend(trend), self.seasonal(seasonal), stats, (trend, seasonal)  # (B, V, T', D) x2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_mark: torch.Tensor | None = None) -> torch.Tensor:
         """forecast: (B, L, V) -> (B, H, out_vars); anomaly: reconstruction (B, L, V);
         classify: logits (B, n_classes)."""
         if x.shape[1] != self.cfg.seq_len or x.shape[2] != self.cfg.n_vars:
             raise ConfigError(f"Chimera expects input (B, {self.cfg.seq_len}, {self.cfg.n_vars}), got {tuple(x.shape)}")
-        ft, fs, stats, (xt, xs) = self._features(x)
+        ft, fs, stats, (xt, xs) = self._features(x, x_mark)
+        V = self.cfg.n_vars
         if self.cfg.task == "classify":
-            pooled = torch.cat([ft.mean(2), fs.mean(2)], dim=1)  # (B, 2V, D)
+            pooled = torch.cat([ft[:, :V].mean(2), fs[:, :V].mean(2)], dim=1)  # (B, 2V, D)
             return self.cls(self.head_drop(pooled.flatten(1)))  # (B, K)
         y = self.trend_out(self.head_drop(ft.flatten(2))) + self.seasonal_out(self.head_drop(fs.flatten(2)))  # (B, V, H)
         if self.cfg.linear_skip:  # (B, L, V) -> (B, V, H) per variate, weights shared over variates
             y = y + self.trend_skip(xt.transpose(1, 2)) + self.seasonal_skip(xs.transpose(1, 2))
-        y = y.transpose(1, 2)  # (B, H, V)
+        y = y[:, :V].transpose(1, 2)  # (B, H, V): calendar variates are inputs only
         if self.cfg.task == "forecast":
             y = y[..., -(self.cfg.out_vars or self.cfg.n_vars):]  # (B, H, out)
         if stats is not None:
@@ -231,19 +242,19 @@ class Chimera(nn.Module):
         return y
 
     def predict(self, batch: dict) -> torch.Tensor:
-        return self(batch["x"])
+        return self(batch["x"], batch.get("x_mark"))
 
     def anomaly_score(self, batch: dict) -> torch.Tensor:
         """Squared reconstruction error per time step, averaged over variates: (B, L)."""
-        return (self(batch["x"]) - batch["x"]).pow(2).mean(-1)
+        return (self(batch["x"], batch.get("x_mark")) - batch["x"]).pow(2).mean(-1)
 
     def loss(self, batch: dict):
         if self.cfg.task == "classify":
-            logits = self(batch["x"])
+            logits = self(batch["x"], batch.get("x_mark"))
             loss = F.cross_entropy(logits, batch["label"])
             return loss, {"acc": float((logits.argmax(-1) == batch["label"]).float().mean())}
         target = batch["y"] if self.cfg.task == "forecast" else batch["x"]
-        pred = self(batch["x"])
+        pred = self(batch["x"], batch.get("x_mark"))
         mse = F.mse_loss(pred, target)
         if self.cfg.loss == "mae":
             loss = F.l1_loss(pred, target)
