@@ -118,6 +118,21 @@ def test_chimera_window_norm_equivariance():
     torch.testing.assert_close(y2, 3.0 * y + 7.0, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("mode", ["mean", "last"])
+def test_chimera_centring_norm_modes_follow_the_level_not_the_scale(mode):
+    torch.manual_seed(0)
+    m = create_model("test_chimera", n_vars=2, dropout=0.0, norm_mode=mode).eval()
+    x = torch.randn(4, 24, 2)
+    z, (loc, scale) = m.window_norm.norm(x)
+    ref = x.mean(1, keepdim=True) if mode == "mean" else x[:, -1:]
+    torch.testing.assert_close(loc, ref)
+    assert torch.equal(scale, torch.ones_like(scale)) and torch.allclose(z, x - ref)
+    with torch.no_grad():
+        y, shifted, scaled = m(x), m(x + 7.0), m(3.0 * x)
+    torch.testing.assert_close(shifted, y + 7.0, rtol=1e-4, atol=1e-4)  # a level shift passes through
+    assert not torch.allclose(scaled, 3.0 * y, atol=1e-3)  # the scale is an input, not normalised away
+
+
 def test_chimera_learns_a_periodic_signal():
     torch.manual_seed(0)
     t = torch.arange(0, 36 * 64, dtype=torch.float32)

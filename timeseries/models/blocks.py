@@ -15,12 +15,20 @@ class WindowNorm(nn.Module):
     ``channels`` input variates (the targets, which TSLib keeps last). With
     ``affine=True`` a learnable per-variate scale and shift is applied after normalising
     (RevIN's affine option); TSLib's models use the non-affine form.
+
+    ``mode``: ``revin`` (mean and std, above), ``mean`` (subtract the mean only, keep the
+    scale) or ``last`` (subtract the window's last value only, as NLinear).
     """
 
-    def __init__(self, n_vars: int, affine: bool = False, eps: float = 1e-5):
+    MODES = ("revin", "mean", "last")
+
+    def __init__(self, n_vars: int, affine: bool = False, eps: float = 1e-5, mode: str = "revin"):
         super().__init__()
+        if mode not in self.MODES:
+            raise ValueError(f"norm mode {mode!r}: expected one of {list(self.MODES)}")
         self.eps = eps
         self.affine = affine
+        self.mode = mode
         if affine:
             self.weight = nn.Parameter(torch.ones(n_vars))
             self.bias = nn.Parameter(torch.zeros(n_vars))
@@ -28,8 +36,14 @@ class WindowNorm(nn.Module):
             self.bias._no_weight_decay = True
 
     def norm(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        mean = x.mean(1, keepdim=True).detach()  # (B, 1, C)
-        std = torch.sqrt(x.var(1, keepdim=True, unbiased=False) + self.eps).detach()  # (B, 1, C)
+        if self.mode == "last":
+            mean = x[:, -1:].detach()  # (B, 1, C)
+        else:
+            mean = x.mean(1, keepdim=True).detach()  # (B, 1, C)
+        if self.mode == "revin":
+            std = torch.sqrt(x.var(1, keepdim=True, unbiased=False) + self.eps).detach()  # (B, 1, C)
+        else:
+            std = torch.ones_like(mean)
         z = (x - mean) / std
         if self.affine:
             z = z * self.weight + self.bias

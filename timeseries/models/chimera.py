@@ -20,7 +20,9 @@ Design decisions where the paper is ambiguous (each is a config field unless not
 1. **Per-window normalisation** (``norm``): the look-back window is normalised per
    variate by its mean and population std and the forecast is de-normalised with the
    same statistics (RevIN without the affine part, as Time-Series-Library models do).
-   ``norm_affine`` adds RevIN's learnable affine map. Off for classification recipes.
+   ``norm_affine`` adds RevIN's learnable affine map. ``norm_mode`` ``mean``
+   subtracts the mean only and ``last`` the last value only (NLinear), keeping the scale.
+   Off for classification recipes.
 2. **Decomposition** (``kernel_size``): the Autoformer/DLinear moving average with edge
    replication gives the trend; seasonal = input - trend. ``decomposition=False`` feeds the
    raw input to both heads.
@@ -103,6 +105,7 @@ class ChimeraConfig:
     head_dropout: float = 0.0
     norm: bool = True  # per-window normalisation (RevIN-style)
     norm_affine: bool = False  # RevIN's learnable per-variate affine map after normalising
+    norm_mode: Literal["revin", "mean", "last"] = "revin"  # mean and std; the mean only; the last value only
     final_norm: bool = True  # LayerNorm on each head's output tokens before the task head
     linear_skip: bool = False  # add DLinear-style linear maps of the decomposed window (not in the paper)
     loss: Literal["mse", "mae", "huber"] = "mse"  # training loss (forecast / anomaly)
@@ -189,7 +192,7 @@ class Chimera(nn.Module):
     def __init__(self, cfg: ChimeraConfig):
         super().__init__()
         self.cfg = cfg
-        self.window_norm = WindowNorm(cfg.n_vars, affine=cfg.norm_affine) if cfg.norm else None
+        self.window_norm = WindowNorm(cfg.n_vars, affine=cfg.norm_affine, mode=cfg.norm_mode) if cfg.norm else None
         self.decomp = MovingAvgDecomp(cfg.kernel_size) if cfg.decomposition else None
         self.trend = ChimeraHead(cfg, cfg.trend_dt)
         self.seasonal = ChimeraHead(cfg, cfg.seasonal_dt)
