@@ -92,15 +92,13 @@ def forecast(model, cfg, data, csv: Path, horizon: int = 0, alpha: float = 0.05,
         if pred.shape[-1] != batch["x"].shape[-1] or "x_base" in batch:
             raise ConfigError(f"--horizon {horizon} > the model's pred_len {H}, and this model cannot run recursively "
                               "(it does not forecast every input column, or uses Holt-Winters baselines); retrain with data.pred_len")
-        preds, x, L = [pred], batch["x"], batch["x"].shape[1]
+        preds, x, L, marks = [pred], batch["x"], batch["x"].shape[1], None
         if "x_mark" in batch:  # calendar features of the look-back and of every future step
             future = time_features(_future_dates(df["date"], horizon + H), data.meta["freq"])
             marks = torch.cat([batch["x_mark"][0], torch.as_tensor(future)])  # (L + horizon + H, F)
         while (done := sum(p.shape[1] for p in preds)) < horizon:
             x = torch.cat([x, preds[-1]], dim=1)[:, -L:]  # (1, L, C)
-            step = {**batch, "x": x}
-            if "x_mark" in batch:
-                step["x_mark"] = marks[done : done + L][None]  # (1, L, F)
+            step = {**batch, "x": x} if marks is None else {**batch, "x": x, "x_mark": marks[done : done + L][None]}
             preds.append(model.predict(step))
         pred = torch.cat(preds, dim=1)
         lo = hi = None  # intervals are not propagated through the recursion

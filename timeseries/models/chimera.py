@@ -219,7 +219,7 @@ class Chimera(nn.Module):
                 raise ConfigError(f"model.time_features=true needs x_mark of shape ({x.shape[0]}, {x.shape[1]}, F), got {got}")
             x = torch.cat([x, x_mark.to(x.dtype)], dim=-1)  # (B, L, V + F)
         if self.decomp is not None:
-            seasonal, trend = self.decomp(x)  # (B, L, V) each
+            seasonal, trend = self.decomp(x)  # (B, L, V [+ F]) each
         else:
             seasonal = trend = x
         return self.trend(trend), self.seasonal(seasonal), stats, (trend, seasonal)  # (B, V, T', D) x2
