@@ -1,6 +1,8 @@
 """The two-phase RememberColor3 bench entry: each policy's phase 2 starts from its own phase-1 best.pt."""
 from pathlib import Path
 
+import pytest
+
 
 def test_two_phase_bench_chains_each_policys_phases(monkeypatch, tmp_path):
     from ostinato.control import bench
@@ -29,3 +31,33 @@ def test_two_phase_bench_chains_each_policys_phases(monkeypatch, tmp_path):
     assert calls[2][0].model["name"] == "muvla_memoryless" and calls[3][0].model["memory_recon"] == 0
     assert calls[4][0].model["name"] == calls[5][0].model["name"] == "lstm_policy"
     assert row["task"] == "RememberColor3-v0 (two-phase)"
+
+
+@pytest.mark.slow
+def test_two_phase_bench_runs_end_to_end_at_a_tiny_budget(monkeypatch, tmp_path):
+    """The real chain on RememberColor3 (needs ManiSkill and the render set-up): demos recorded, six fits, phase 2
+    from phase 1's best.pt, validation and test rollouts. About 3 minutes on the 2-core CPU."""
+    import json
+
+    import numpy as np
+
+    from ostinato.control import bench, domain
+
+    monkeypatch.setattr(domain, "default_demo_dir", lambda env: tmp_path / "demos" / env)
+    monkeypatch.setattr(bench, "TWO_PHASE_DEMOS", 16)
+    env = "RememberColor3-v0"
+    extra = [f"data.demos={tmp_path / 'demos' / env}", f"data.val_demos={tmp_path / 'demos' / f'{env}_val'}",
+             "data.episodes=16", "data.streams=4", "trainer.max_steps=4", "trainer.eval_every_steps=2",
+             "eval.episodes=3", "eval.val_episodes=3"]
+    row = bench.run_two_phase(tmp_path / "work", extra)
+    train, val = sorted((tmp_path / "demos" / env).glob("ep_*.npz")), sorted((tmp_path / "demos" / f"{env}_val").glob("ep_*.npz"))
+    assert len(train) == 16 and len(val) == 100
+    assert int(np.load(train[0])["seed"]) == 0 and int(np.load(val[0])["seed"]) == bench.TWO_PHASE_VAL_SEED
+    assert row["env_steps_per_s"] > 0
+    for short in ("muvla", "memoryless", "lstm"):
+        p1, p2 = tmp_path / "work" / f"two_phase_{short}_p1", tmp_path / "work" / f"two_phase_{short}_p2"
+        assert (p1 / "best.pt").is_file() and str(p1 / "best.pt") in (p2 / "config.yaml").read_text()
+        res = json.loads((p2 / "results.json").read_text())
+        assert res["test"]["episodes"] == 3 and res["val"]["episodes"] == 3
+        assert row[short]["steps"] == 8 and 0.0 <= row[short]["success_once"] <= 1.0
+        assert row[short]["success_once"] == res["test"]["success_once"]
