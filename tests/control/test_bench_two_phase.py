@@ -43,14 +43,15 @@ def test_two_phase_bench_runs_end_to_end_at_a_tiny_budget(monkeypatch, tmp_path)
 
     from ostinato.control import bench, domain
 
-    monkeypatch.setattr(domain, "default_demo_dir", lambda env: tmp_path / "demos" / env)
+    demos = tmp_path / "demos"
+    monkeypatch.setattr(domain, "default_demo_dir", lambda env: demos / env)
     monkeypatch.setattr(bench, "TWO_PHASE_DEMOS", 16)
     env = "RememberColor3-v0"
-    extra = [f"data.demos={tmp_path / 'demos' / env}", f"data.val_demos={tmp_path / 'demos' / f'{env}_val'}",
+    extra = [f"data.demos={demos / env}", f"data.val_demos={demos / f'{env}_val'}",
              "data.episodes=16", "data.streams=4", "trainer.max_steps=4", "trainer.eval_every_steps=2",
              "eval.episodes=3", "eval.val_episodes=3"]
     row = bench.run_two_phase(tmp_path / "work", extra)
-    train, val = sorted((tmp_path / "demos" / env).glob("ep_*.npz")), sorted((tmp_path / "demos" / f"{env}_val").glob("ep_*.npz"))
+    train, val = sorted((demos / env).glob("ep_*.npz")), sorted((demos / f"{env}_val").glob("ep_*.npz"))
     assert len(train) == 16 and len(val) == 100
     assert int(np.load(train[0])["seed"]) == 0 and int(np.load(val[0])["seed"]) == bench.TWO_PHASE_VAL_SEED
     assert row["env_steps_per_s"] > 0
