@@ -103,6 +103,12 @@ def test_ls_envs_rows():
 def test_shellgame_without_ycb_is_one_line_error():
     from ostinato.control.envs.maniskill import import_env_modules, ycb_available
 
+    try:
+        import mikasa_robo_suite  # noqa: F401
+    except ImportError:  # without MIKASA-Robo the refusal names the install command
+        with pytest.raises(OstinatoError, match="needs MIKASA-Robo: pip install --no-deps mikasa-robo-suite"):
+            import_env_modules("ShellGameTouch-v0")
+        return
     if ycb_available():  # the assets were downloaded on this machine: the env must then build
         import_env_modules("ShellGameTouch-v0")
         return
@@ -110,7 +116,7 @@ def test_shellgame_without_ycb_is_one_line_error():
         import_env_modules("ShellGameTouch-v0")
 
 
-def test_maniskill_state_env_steps_on_cpu_and_scripted_push_succeeds():
+def test_maniskill_state_env_steps_on_cpu_and_scripted_push_succeeds(renderer):
     from ostinato.control.envs.oracles import push_cube_action
 
     env = make_env(EnvConfig(env="PushCube-v1", obs_mode="state"))
@@ -141,7 +147,7 @@ def test_motion_planning_refusal_is_one_line():
         assert callable(motion_planning_solver("PickCube-v1"))
 
 
-def test_remember_color3_reveal_fix_and_oracle_succeed():
+def test_remember_color3_reveal_fix_and_oracle_succeed(mikasa, renderer):
     from ostinato.control.envs.oracles import remember_color_action
 
     env = make_env(EnvConfig(env="RememberColor3-v0", obs_mode="state"))
