@@ -48,9 +48,21 @@ def test_readme_has_the_two_setup_commands_and_quickstarts():
     assert len(COMMANDS) > 20
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_commands_first_without_the_data_root():
+    """.ci/run reads the two set-up commands from README.md and runs the test command with
+    OSTINATO_DATA unset before it adds any optional part."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / ".ci" / "readme_commands.py"), str(ROOT / "README.md")],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    setup = _blocks("bash")[:2]
+    assert out == [setup[0].strip().splitlines()[0], setup[1].strip().splitlines()[0]]
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "python -m pytest" in ci and 'pip install --quiet -e ".[all,test]"' in ci
+    newcomer, optional = ci.split("mikasa-robo-suite==1.0.0", 1)
+    assert "unset OSTINATO_DATA" in newcomer and 'bash -c "$INSTALL_AND_TEST' in newcomer
+    assert 'bash -c "$INSTALL_AND_TRAIN' in newcomer and "OSTINATO_DATA=" not in newcomer.split("unset OSTINATO_DATA")[1]
+    assert "setup-render" in optional and "export OSTINATO_DATA" in optional
 
 
 def test_pip_extras_exist():
