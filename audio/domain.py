@@ -21,12 +21,14 @@ _VB = {
     "p257_033": ("7dd716c303a4c3322012da40df07426a70e39e419122d37004f41e10139538c6", "42adcf16226dc2d3eb9ba0b2394a4b751f720fe1278632315d32cda6353b8113"),
     "p257_179": ("aad7a7833527dea7fed680d3cdff5689db86357b428fde4f2827d2f3de7bae2f", "ae11815fc56bdf3ca141c408755ca45eb896cee1e8aaef0a3d5639da7aa4beda"),
 }
+_VB_SIZE = {"p232_005": 195844, "p232_126": 63844, "p232_182": 76644, "p232_261": 98244, "p257_033": 52644, "p257_179": 58244}
 _LIBRI_URL = "https://raw.githubusercontent.com/librosa/data/450cdd8a002c98e7bdbfebb309fc1ed024001f77/audio"
 _LIBRI = {
     "198-209-0000": "0473ba9613befa1026db5e254546f105aeffba8366b5468fc5e8d474d844ca1d",
     "3436-172162-0000": "780e482b52f2c8a500356babf60178ce005449cc171a8537eb3ef2961eb3e855",
     "5703-47212-0000": "a284612b46af0535f7e1873758c4387bb8369f6dbbe192ffdec1f171108f98dd",
 }
+_LIBRI_SIZE = {"198-209-0000": 74044, "3436-172162-0000": 84298, "5703-47212-0000": 82670}
 _ALSA = {
     "Front_Center": "0d61518bcd3f13b0c709a5298e939caf698b80d31d71d50475365ee0e5536cc9",
     "Front_Left": "9f97e8458785da2f0aa0ec60bf9cc81520cbf80a4683e83eca9cb5f2958e9fef",
@@ -42,7 +44,7 @@ DATASETS = [
     DatasetSpec(
         name="voicebank_demand_test", domain="audio",
         files=tuple(
-            FileSpec(f"speech/voicebank_demand_test/{kind}/{n}.wav", sha, f"{_VB_URL}/{kind}/{n}.wav")
+            FileSpec(f"speech/voicebank_demand_test/{kind}/{n}.wav", sha, f"{_VB_URL}/{kind}/{n}.wav", _VB_SIZE[n])
             for n, shas in _VB.items() for kind, sha in zip(("clean", "noisy"), shas)
         ),
         source="VoiceBank+DEMAND test set (Valentini-Botinhao 2017, doi:10.7488/ds/2117), 6 pairs from a public demo page",
@@ -51,7 +53,7 @@ DATASETS = [
     ),
     DatasetSpec(
         name="librispeech_librosa", domain="audio",
-        files=tuple(FileSpec(f"speech/librispeech_librosa/{n}.ogg", sha, f"{_LIBRI_URL}/{n}.ogg") for n, sha in _LIBRI.items()),
+        files=tuple(FileSpec(f"speech/librispeech_librosa/{n}.ogg", sha, f"{_LIBRI_URL}/{n}.ogg", _LIBRI_SIZE[n]) for n, sha in _LIBRI.items()),
         source="LibriSpeech (OpenSLR 12) utterances from github:librosa/data", licence="CC BY 4.0",
         description="3 clean read-speech utterances, Ogg Vorbis 22.05 kHz (resampled to 16 kHz by the recipes)",
     ),

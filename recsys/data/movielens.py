@@ -15,8 +15,9 @@ ratings: ``kcore="once"`` is one pass over raw counts (like SASRec's ``DataProce
 numbered 1..n in order of first appearance in the file (as ``DataProcessing.py``), each
 user's ratings are sorted by timestamp (ties keep file order), and users keep their ids.
 
-MovieLens may not be redistributed: no file is shipped; ``ostinato data download
-movielens_1m`` fetches the zip from GroupLens.
+MovieLens may not be redistributed: no file is shipped and nothing downloads it. Download
+``ml-1m.zip`` (or ``ml-100k.zip``) from https://grouplens.org/datasets/movielens/ yourself,
+accepting GroupLens' terms, and place it under ``<data root>/recsys/movielens/``.
 """
 from __future__ import annotations
 
@@ -116,7 +117,8 @@ def load_movielens(cfg: MovieLensConfig, data_root=None) -> Interactions:
                                       cfg.kcore, source=str(path))
     tried = ", ".join([cfg.path, *cfg.alt_paths])
     raise DataError(f"MovieLens not found (tried {tried} under the data roots); "
-                    "run `ostinato data download movielens_1m` or pass --data-root DIR")
+                    "download ml-1m.zip from https://grouplens.org/datasets/movielens/ and place it under "
+                    "<data root>/recsys/movielens/, or pass --data-root DIR")
 
 
 @register_dataset("movielens", config=MovieLensConfig)
@@ -126,13 +128,17 @@ def movielens(cfg: MovieLensConfig, data_root=None) -> DataBundle:
 
 
 _LIC = "MovieLens terms of use (GroupLens): research use, no redistribution"
+_HOW = ("download {} from https://grouplens.org/datasets/movielens/ (accepting GroupLens' terms) "
+        "and place it under <data root>/recsys/movielens/")
 SPECS = [
     DatasetSpec(name="movielens_1m", domain="recsys",
-                files=(FileSpec("recsys/movielens/ml-1m.zip", url="https://files.grouplens.org/datasets/movielens/ml-1m.zip"),),
+                files=(FileSpec("recsys/movielens/ml-1m.zip"),),
                 source="https://grouplens.org/datasets/movielens/1m/", licence=_LIC,
-                description="MovieLens 1M: 6,040 users, 3,706 movies, 1,000,209 ratings (no checksum declared)"),
+                description="MovieLens 1M: 6,040 users, 3,706 movies, 1,000,209 ratings (your own copy; no checksum declared)",
+                how_to_get=_HOW.format("ml-1m.zip")),
     DatasetSpec(name="movielens_100k", domain="recsys",
-                files=(FileSpec("recsys/movielens/ml-100k.zip", url="https://files.grouplens.org/datasets/movielens/ml-100k.zip"),),
+                files=(FileSpec("recsys/movielens/ml-100k.zip"),),
                 source="https://grouplens.org/datasets/movielens/100k/", licence=_LIC,
-                description="MovieLens 100K: 943 users, 1,682 movies, 100,000 ratings (no checksum declared)"),
+                description="MovieLens 100K: 943 users, 1,682 movies, 100,000 ratings (your own copy; no checksum declared)",
+                how_to_get=_HOW.format("ml-100k.zip")),
 ]

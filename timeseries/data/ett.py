@@ -40,16 +40,29 @@ ETT_SPECS = [
         description="ETT hourly, transformer 1: date + 6 loads + OT, 17420 rows (shipped)",
         shipped=SHIPPED,
     ),
+    DatasetSpec(
+        name="ETTh2",
+        domain="timeseries",
+        files=(FileSpec("timeseries/ETT/ETTh2.csv", sha256="a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b", url=_ETT_URL.format("ETTh2"), size=2417960),),
+        source="github:zhouhaoyi/ETDataset @ 1d16c8f : ETT-small/ETTh2.csv",
+        licence="CC BY-ND 4.0",
+        description="ETT hourly, transformer 2 (download)",
+    ),
 ] + [
+    # No automatic download: the checksum of these files has not been computed here from the
+    # real bytes, so none is pinned. The git blob id at the pinned commit identifies them
+    # (`git hash-object FILE` prints it).
     DatasetSpec(
         name=n,
         domain="timeseries",
-        files=(FileSpec(f"timeseries/ETT/{n}.csv", url=_ETT_URL.format(n)),),
-        source=f"github:zhouhaoyi/ETDataset @ 1d16c8f : ETT-small/{n}.csv",
+        files=(FileSpec(f"timeseries/ETT/{n}.csv"),),
+        source=f"github:zhouhaoyi/ETDataset @ 1d16c8f : ETT-small/{n}.csv (git blob {blob})",
         licence="CC BY-ND 4.0",
-        description=f"ETT {kind}, transformer {n[-1]} (download; no checksum recorded)",
+        description=f"ETT 15-minute, transformer {n[-1]} (place it yourself; see how_to_get)",
+        how_to_get=f"copy ETT-small/{n}.csv from github.com/zhouhaoyi/ETDataset (commit 1d16c8f, git blob {blob[:12]}) "
+                   f"to <data root>/timeseries/ETT/{n}.csv",
     )
-    for n, kind in (("ETTh2", "hourly"), ("ETTm1", "15-minute"), ("ETTm2", "15-minute"))
+    for n, blob in (("ETTm1", "62c9f979e2dc5b05d9cc5b38891e60e6baf77417"), ("ETTm2", "f9d46027c987d442d2d8f81308d1d8c4d1d35db8"))
 ]
 
 MONTH_ROWS = {"hour": 30 * 24, "15min": 30 * 24 * 4}
@@ -84,7 +97,7 @@ class ETTConfig:
 @register_dataset("ett", config=ETTConfig)
 def ett(cfg: ETTConfig, data_root=None):
     """ETTh1/h2/m1/m2 with TSLib borders (12/4/4 months), train-only scaler, M/S/MS."""
-    path = locate(cfg.path, data_root, shipped=SHIPPED, hint="ETTh1 ships with ostinato; for ETTh2/ETTm1/ETTm2 run `ostinato data download ETTm1`")
+    path = locate(cfg.path, data_root, shipped=SHIPPED, hint="ETTh1 ships with ostinato; ETTh2: `ostinato data download ETTh2`; ETTm1/ETTm2: copy them from github.com/zhouhaoyi/ETDataset (ETT-small/) to <data root>/timeseries/ETT/")
     df = read_dated_csv(path)
     borders = ett_borders(cfg.granularity, cfg.seq_len)
     need = borders[2][1]
