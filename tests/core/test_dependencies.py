@@ -31,7 +31,7 @@ def test_dependency_direction():
 
 def test_repository_root_layout():
     names = {p.name for p in ROOT.iterdir() if not p.name.startswith(".") or p.name == ".ci"}
-    expected = {"pyproject.toml", "README.md", "core", "vision", "timeseries", "audio", "control", "recsys", "tests", ".ci"}
+    expected = {"pyproject.toml", "README.md", "LICENSE", "CITATION.cff", "docs", "core", "vision", "timeseries", "audio", "control", "recsys", "tests", ".ci"}
     extra = names - expected - {"runs", "build", "dist", "ostinato.egg-info", "bench_out"}
     assert not extra, f"unexpected entries at the repository root: {sorted(extra)}"
     assert not (ROOT / "ostinato").exists()
