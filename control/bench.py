@@ -18,7 +18,7 @@ missing). Also reported: env steps/s (random actions, one process) and training 
 Timings depend on the machine and its load.
 
 ``RememberColor3-v0 (two-phase)`` (full run only) trains the three policies by the procedure that first got the
-memory policy above chance (control/README.md): phase 1 on decision windows with the first-frame reconstruction
+memory policy above chance (docs/control.md): phase 1 on decision windows with the first-frame reconstruction
 loss on the memory (``memory_recon``; the memoryless policy has no memory to reconstruct from, so it runs phase 1
 without it), then phase 2, full behaviour cloning from phase 1's best weights, selected on 100 validation rollouts.
 It records 8000 training demos and 100 held-out demos (seeds 1000000+) into the cache first if missing, and its

@@ -75,7 +75,7 @@ class MuVLAConfig:
     attention_mask_mode: Literal["custom", "full"] = "custom"
     # True: the backbone ends in a LayerNorm and the memory carried to t+1 is that normalised output (like an
     # LLM's last hidden state). False: no final LayerNorm on the backbone, the memory carries the raw residual
-    # stream and only the action head reads through a LayerNorm. Probes on RememberColor3 (control/README.md):
+    # stream and only the action head reads through a LayerNorm. Probes on RememberColor3 (docs/control.md):
     # with True the colour match stayed near chance for 2000 steps; with False it began to learn by step 2000.
     memory_norm: bool = True
     # Auxiliary memory loss (not muVLA, which has none; 0 = off): weight of an MSE that asks a small decoder to
