@@ -71,4 +71,5 @@ DOMAIN = Domain(
     bench=_bench.bench,
     add_cli=add_cli,
     listings={"envs": list_envs},
+    eval_needs_data=False,  # rollouts: the env settings are in the checkpoint (DataBundle.inference)
 )

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ostinato.core.errors import ConfigError
+from ostinato.core.progress import track
 
 from .data.episodic import TEST_SEED_BASE, VAL_SEED_BASE
 from .envs import EnvConfig, make_env
@@ -86,7 +87,8 @@ def _rollout(model, env_cfg, seeds, execution, max_steps, parallel, gif_dir, gif
     limit = max_steps or getattr(envs[0], "spec_max_steps", 0) or getattr(envs[0], "max_steps", 0) or 200
     succ_once, succ_end, lengths, frames_out = [], [], [], {}
     t0, n_steps = time.time(), 0
-    for start in range(0, len(seeds), len(envs)):
+    groups = range(0, len(seeds), len(envs))  # progress under `ostinato eval`, in episodes
+    for start in track(groups, total=len(seeds), unit="episode", count=lambda s: min(len(envs), len(seeds) - s)):
         group = seeds[start : start + len(envs)]
         E = len(group)
         obs = [envs[j].reset(seed=int(s))[0] for j, s in enumerate(group)]
@@ -182,6 +184,16 @@ def demo_metrics(model, windows, group: int = 64) -> dict[str, float]:
     return out
 
 
+def _val_windows(cfg, model_kwargs: dict):
+    """The held-out demos of ``data.val_demos`` (found under $OSTINATO_DATA, the cache or as a path)."""
+    from ostinato.core.config import from_dict
+
+    from .data.episodic import ControlDemosConfig, val_demo_windows
+
+    dcfg = from_dict(ControlDemosConfig, {k: v for k, v in cfg.data.items() if k != "name"}, where="data")
+    return val_demo_windows(dcfg, None, model_kwargs)
+
+
 def evaluate(model, data, split: str, cfg) -> dict[str, float]:
     """Domain evaluator: rollouts on the val (seeds 1_000_000+i) or test (4242424242+i) seeds.
 
@@ -194,11 +206,14 @@ def evaluate(model, data, split: str, cfg) -> dict[str, float]:
     ev = from_dict(ControlEvalConfig, cfg.eval or {}, where="eval")
     n = ev.val_episodes if split == "val" else ev.episodes
     base = VAL_SEED_BASE if split == "val" else TEST_SEED_BASE
-    env_cfg = data.meta["env"]
+    env_cfg = EnvConfig(**data.inference["env"])  # from the checkpoint: `ostinato eval` builds no data
     gifs = ev.save_gifs
     out: dict[str, float] = {}
-    if split == "val" and data.meta.get("val_windows") is not None:
-        out.update(demo_metrics(model, data.meta["val_windows"]))
+    windows = data.meta.get("val_windows")
+    if split == "val" and windows is None and (cfg.data or {}).get("val_demos"):
+        windows = _val_windows(cfg, data.model_kwargs)  # eval of a saved run: read the held-out demos now
+    if split == "val" and windows is not None:
+        out.update(demo_metrics(model, windows))
     if n > 0 or not out:
         out.update(rollout(model, env_cfg, [base + i for i in range(n)], ev.execution, ev.max_steps, ev.parallel,
                            gifs, ev.gif_episodes if gifs else 0, ensemble_k=ev.ensemble_k))

@@ -41,7 +41,7 @@ import torch
 from . import checkpoint as ckpt
 from . import __version__
 from .config import from_dict, save_yaml, to_dict
-from .data import DataBundle
+from .data import DataBundle, from_plain, to_plain
 from .domain import get_domain
 from .errors import ConfigError, TrainingError
 from .optim import build_optimizer, build_scheduler
@@ -299,11 +299,14 @@ def fit(
         ckpt.set_rng_state(state["rng"])
     log = _Log(out, dist.main, pos["step"] if state is not None else None)
 
+    # what inference needs without the data (scalers, item maps, ...): in every checkpoint
+    run_info = {"inference": to_plain(data.inference), "model_kwargs": to_plain(data.model_kwargs)}
+
     def snapshot() -> dict[str, Any]:
         snap = {
             "model": model.state_dict(), "optim": opt.state_dict(), "sched": sched.state_dict(),
             "scaler": scaler.state_dict(), "pos": dict(pos), "rng": ckpt.rng_state(),
-            "config": to_dict(cfg), "version": __version__,
+            "config": to_dict(cfg), "version": __version__, **run_info,
         }
         if ema is not None:
             snap["ema"] = ema.state_dict()
@@ -325,7 +328,7 @@ def fit(
             if _improved(value, pos["best"], t_cfg.mode):
                 pos.update(best=value, best_step=pos["step"], bad=0)
                 ckpt.save({"model": eval_model.state_dict(), "config": to_dict(cfg), "step": pos["step"],
-                           "val": metrics, "version": __version__}, out / "best.pt")
+                           "val": metrics, "version": __version__, **run_info}, out / "best.pt")
             else:
                 pos["bad"] += 1
                 stop = bool(t_cfg.patience) and pos["bad"] >= t_cfg.patience
@@ -456,13 +459,32 @@ def load_run(
     overrides: list[str] | tuple[str, ...] = (),
     build_data_too: bool = True,
     device: str = "cpu",
+    rebuild_if_old: bool = False,
 ) -> tuple[torch.nn.Module, RunConfig, DataBundle | None]:
-    """Load a trained run (a run directory or a .pt file): (model in eval mode, config, data)."""
+    """Load a trained run (a run directory or a .pt file): (model in eval mode, config, data).
+
+    The model is built from the checkpoint alone (its config and saved ``model_kwargs``).
+    ``data`` is, with ``build_data_too``, the dataset built from the config (every split;
+    ``eval`` needs it), except for a domain whose ``evaluate`` needs no data
+    (``Domain.eval_needs_data=False``); otherwise, and for such a domain, it is the
+    checkpoint's saved bundle: a :class:`DataBundle` without splits whose ``inference``
+    holds what the verbs need (scalers, item maps, ...), so a run folder copied elsewhere
+    is enough. A checkpoint written before bundles were saved gives ``None`` then, or the
+    rebuilt data with ``rebuild_if_old`` (which needs the training data, as it always did).
+    """
     state = ckpt.load(find_checkpoint(path), map_location=device)
     if "config" not in state:
         raise ConfigError(f"{path}: not an ostinato checkpoint (no config inside)")
     cfg = resolve(state["config"], list(overrides))
-    data = build_data(cfg, data_root) if build_data_too else None
+    saved = None
+    if "inference" in state:
+        saved = DataBundle(batch_size=int(cfg.data.get("batch_size") or 32), model_kwargs=dict(state.get("model_kwargs") or {}),
+                           inference=from_plain(state["inference"]))
+    data_free = saved is not None and not get_domain(cfg.domain).eval_needs_data
+    if (build_data_too and not data_free) or (saved is None and rebuild_if_old):
+        data = build_data(cfg, data_root)
+    else:
+        data = saved
     model = build_model(cfg, data.model_kwargs if data is not None else None)
     model.load_state_dict(state["model"])
     model.to(device).eval()

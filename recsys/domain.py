@@ -20,24 +20,26 @@ def recommend(checkpoint: str, user: str, k: int = 10, data_root: str | None = N
     from ostinato.core.errors import ConfigError
     from ostinato.core.train import load_run
 
-    from .data.sequences import gather_segments, gather_windows
+    from .data.sequences import Interactions, gather_segments, gather_windows
 
     if k < 1:
         raise ConfigError(f"-k {k}: expected a positive number of items")
-    model, cfg, bundle = load_run(checkpoint, data_root=data_root)
-    loo = bundle.meta["loo"]
-    u = np.array([loo.data.user_index(str(user))])
-    s, e = loo.history(u, "all")
+    # the users' histories and the item map come from the checkpoint; a run saved before they
+    # were rebuilds its data
+    model, cfg, bundle = load_run(checkpoint, data_root=data_root, build_data_too=False, rebuild_if_old=True)
+    data = Interactions.from_state(bundle.inference["histories"])
+    u = np.array([data.user_index(str(user))])
+    s, e = data.offsets[u], data.offsets[u + 1]  # the whole history: train, validation and test items
     dev = next(model.parameters()).device
     model.eval()
     with torch.no_grad():
-        seq = torch.from_numpy(gather_windows(loo.data.items, s, e, bundle.meta["maxlen"])).to(dev)
+        seq = torch.from_numpy(gather_windows(data.items, s, e, int(bundle.inference["maxlen"]))).to(dev)  # (1, maxlen)
         scores = model.score_all(seq)[0].float()  # (n_items + 1,)
-        _, seen = gather_segments(loo.data.items, s, e)
+        _, seen = gather_segments(data.items, s, e)
         scores[torch.from_numpy(seen).to(dev)] = float("-inf")
         k = min(k, int(torch.isfinite(scores).sum()))
         top = torch.topk(scores, k)
-    items = loo.data.item_label(top.indices.cpu().numpy())
+    items = data.item_label(top.indices.cpu().numpy())
     return [(int(i), float(v)) for i, v in zip(items, top.values.cpu().tolist())]
 
 
@@ -57,7 +59,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("checkpoint", help="a run directory or a .pt checkpoint from `ostinato train`")
     p.add_argument("--user", required=True, help="user id as written in the dataset file")
     p.add_argument("-k", type=int, default=10, help="number of items (default 10)")
-    p.add_argument("--data-root", default=None, help="data root the run's dataset is found under")
+    p.add_argument("--data-root", default=None, help="data root of the run's dataset (only for runs saved without their users' histories)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_recommend_cmd)
 

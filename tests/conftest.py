@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,37 @@ def renderer():
 
     if render_status() == "missing":
         pytest.skip(NEEDS_RENDER)
+
+
+@pytest.fixture
+def relocate(tmp_path, monkeypatch):
+    """``relocate(run) -> copy``: the run folder copied to a "fresh machine". The original is
+    moved away (and put back after the test), $OSTINATO_DATA, $HOME and the cache point to an
+    empty folder, and ``build_data`` fails: a verb run in-process on the copy must need
+    nothing but the copy."""
+    moved: list[tuple[Path, Path]] = []
+
+    def move(run: Path) -> Path:
+        empty = tmp_path / "fresh_machine_empty"
+        empty.mkdir(exist_ok=True)
+        copy = tmp_path / "fresh_machine" / f"{run.name}_{len(moved)}"
+        shutil.copytree(run, copy)
+        away = run.with_name(run.name + ".away")
+        run.rename(away)
+        moved.append((away, run))
+        for var in ("OSTINATO_DATA", "HOME", "OSTINATO_CACHE"):
+            monkeypatch.setenv(var, str(empty))
+        monkeypatch.setattr("ostinato.core.data.CACHE_DIR", empty)
+
+        def no_data(*a, **k):
+            raise AssertionError("the verb rebuilt the training data instead of reading the checkpoint")
+
+        monkeypatch.setattr("ostinato.core.train.build_data", no_data)
+        return copy
+
+    yield move
+    for away, run in moved:
+        away.rename(run)
 
 
 def pytest_runtest_logreport(report):

@@ -3,9 +3,10 @@
 Predicts the future beyond the last row of a dated CSV with a trained forecasting run:
 
 1. the CSV must have a ``date`` column and the columns the model was trained on (the run's
-   ``meta["columns"]``, target last); other columns are ignored;
+   ``inference["columns"]``, target last); other columns are ignored;
 2. the last ``seq_len`` rows are scaled as in training: TSLib data (ETT, custom CSV) with
-   the StandardScaler fitted on the run's training split; per-series data (M4, COVID) with
+   the StandardScaler fitted on the run's training split (saved in the checkpoint, so the
+   run folder alone is enough: no training data is read); per-series data (M4, COVID) with
    MinMax (1e-5, 1) fitted on the CSV's own history (as each series was in training);
    MES-LSTM's Holt-Winters baselines are fitted on the CSV's history;
 3. the model forecasts ``pred_len`` steps; ``--horizon`` shorter truncates, longer runs the
@@ -40,7 +41,7 @@ def _future_dates(dates: pd.Series, n: int) -> pd.DatetimeIndex:
 
 def prepare_input(model, cfg, data, df: pd.DataFrame, csv: Path) -> tuple[dict, dict]:
     """-> (batch with x (1, L, C) [+ x_base, y_base], scaling dict with loc/scale (C_out,))."""
-    meta = data.meta
+    meta = data.inference  # columns, scaler, freq, period (saved in the checkpoint)
     cols = list(meta.get("columns", []))
     missing = [c for c in cols if c not in df.columns]
     if missing:
@@ -77,8 +78,8 @@ def prepare_input(model, cfg, data, df: pd.DataFrame, csv: Path) -> tuple[dict, 
 
 @torch.no_grad()
 def forecast(model, cfg, data, csv: Path, horizon: int = 0, alpha: float = 0.05, n_samples: int = 100) -> pd.DataFrame:
-    if data.meta.get("task", "forecast") != "forecast":
-        raise ConfigError(f"this run is a {data.meta.get('task')} model; `ostinato forecast` needs a forecasting run")
+    if data.inference.get("task", "forecast") != "forecast":
+        raise ConfigError(f"this run is a {data.inference.get('task')} model; `ostinato forecast` needs a forecasting run")
     df = read_dated_csv(csv)
     batch, sc = prepare_input(model, cfg, data, df, csv)
     H = int(cfg.model["pred_len"])
@@ -94,7 +95,7 @@ def forecast(model, cfg, data, csv: Path, horizon: int = 0, alpha: float = 0.05,
                               "(it does not forecast every input column, or uses Holt-Winters baselines); retrain with data.pred_len")
         preds, x, L, marks = [pred], batch["x"], batch["x"].shape[1], None
         if "x_mark" in batch:  # calendar features of the look-back and of every future step
-            future = time_features(_future_dates(df["date"], horizon + H), data.meta["freq"])
+            future = time_features(_future_dates(df["date"], horizon + H), data.inference["freq"])
             marks = torch.cat([batch["x_mark"][0], torch.as_tensor(future)])  # (L + horizon + H, F)
         while (done := sum(p.shape[1] for p in preds)) < horizon:
             x = torch.cat([x, preds[-1]], dim=1)[:, -L:]  # (1, L, C)
@@ -138,7 +139,9 @@ def plot(out: pd.DataFrame, path: Path, n_history: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from ostinato.core.train import load_run
 
-    model, cfg, data = load_run(args.checkpoint, data_root=args.data_root, overrides=list(args.overrides))
+    # the scaler and columns come from the checkpoint; a run saved before they were rebuilds its data
+    model, cfg, data = load_run(args.checkpoint, data_root=args.data_root, overrides=list(args.overrides),
+                                build_data_too=False, rebuild_if_old=True)
     csv = Path(args.csv)
     if not csv.exists():
         raise DataError(f"{csv}: no such file")
@@ -164,6 +167,6 @@ def add_cli(sub) -> None:
     p.add_argument("--plot", default="", help="also write a PNG of history, forecast and interval")
     p.add_argument("--alpha", type=float, default=0.05, help="interval level: central 1 - alpha (default 0.05)")
     p.add_argument("--n-samples", type=int, default=100, help="posterior samples for Bayesian intervals")
-    p.add_argument("--data-root", default=None, help="where the run's training data is (for its scaler)")
+    p.add_argument("--data-root", default=None, help="where the run's training data is (only for runs saved without their scaler)")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the run config (rarely needed)")
     p.set_defaults(func=run)

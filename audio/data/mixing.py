@@ -227,5 +227,5 @@ def speech_mix(cfg: SpeechMixConfig, data_root=None) -> DataBundle:
         test = PairUtterances(tpairs, sr, rs)
     return DataBundle(
         train=train, val=val, test=test, batch_size=cfg.batch_size, eval_batch_size=1,
-        model_kwargs={"sample_rate": sr}, meta={"sample_rate": sr},
+        model_kwargs={"sample_rate": sr}, meta={"sample_rate": sr}, inference={"sample_rate": sr},
     )

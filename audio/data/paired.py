@@ -144,4 +144,5 @@ def speech_pairs(cfg: SpeechPairsConfig, data_root=None) -> DataBundle:
         eval_batch_size=1,
         model_kwargs={"sample_rate": cfg.sample_rate},
         meta={"sample_rate": cfg.sample_rate},
+        inference={"sample_rate": cfg.sample_rate},
     )

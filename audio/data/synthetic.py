@@ -100,5 +100,5 @@ def speech_synthetic(cfg: SpeechSyntheticConfig, data_root=None) -> DataBundle:
         val=SyntheticPairs(cfg.eval_items, n, sr, cfg.snr_db, cfg.seed, _VAL),
         test=SyntheticPairs(cfg.eval_items, n, sr, cfg.snr_db, cfg.seed, _TEST),
         batch_size=cfg.batch_size, eval_batch_size=1,
-        model_kwargs={"sample_rate": sr}, meta={"sample_rate": sr},
+        model_kwargs={"sample_rate": sr}, meta={"sample_rate": sr}, inference={"sample_rate": sr},
     )

@@ -67,7 +67,7 @@ episode), ``chunk_mask (B, W, C)`` (False past the episode end), ``is_first (B, 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -284,21 +284,29 @@ def control_demos(cfg: ControlDemosConfig, data_root: Path | None = None) -> Dat
     env_cfg = EnvConfig(**{k: getattr(cfg, k) for k in EnvConfig.__dataclass_fields__})
     meta = {"env": env_cfg, "n_demos": len(eps), "demo_steps": int(sum(len(e["action"]) for e in eps))}
     if cfg.val_demos:
-        from .demos import load_episodes
-
-        vp = locate(cfg.val_demos, data_root, hint=f"record held-out demos with `ostinato control collect {cfg.env} "
-                                                   f"--seed 1000000 --out DIR`")
-        val_eps = load_episodes(vp, cfg.val_demo_episodes)
-        v = val_eps[0]
-        if (v["action"].shape[-1], v["proprio"].shape[-1], v["rgb"].shape[1:] if "rgb" in v else None) != (
-                mk["action_dim"], mk["proprio_dim"], rgb.shape[1:] if rgb is not None else None):
-            raise DataError(f"data.val_demos={vp}: its episodes do not match the training demos (expected the "
-                            f"same action, proprio and image sizes)")
-        # one stream per held-out episode, one window per whole (aligned) episode: a single pass
-        longest = max(len(e["action"]) for e in val_eps)
-        meta["val_windows"] = EpisodicWindows(val_eps, len(val_eps), longest, cfg.chunk, 0, cfg.vocab,
-                                              cfg.max_tokens, align=True, keyframe_change=cfg.keyframe_change)
+        meta["val_windows"] = val_demo_windows(cfg, data_root, mk)
     return DataBundle(
         train=ds, val=RolloutSplit(VAL_SEED_BASE), test=RolloutSplit(TEST_SEED_BASE), batch_size=1, collate=unwrap,
         shuffle=False, model_kwargs=mk, meta=meta,
+        inference={"env": asdict(env_cfg)},  # rollouts need only the env settings
     )
+
+
+def val_demo_windows(cfg: ControlDemosConfig, data_root, mk: dict) -> EpisodicWindows:
+    """The held-out demos of ``data.val_demos``: one stream per episode, one window per whole
+    (aligned) episode, a single pass. ``mk`` (the model_kwargs of the training demos) gives
+    the action, proprio and image sizes they must match."""
+    from .demos import load_episodes
+
+    vp = locate(cfg.val_demos, data_root, hint=f"record held-out demos with `ostinato control collect {cfg.env} "
+                                               f"--seed 1000000 --out DIR`")
+    val_eps = load_episodes(vp, cfg.val_demo_episodes)
+    v = val_eps[0]
+    image = (cfg.image_size, cfg.image_size, mk["image_channels"]) if mk["image_channels"] else None
+    if (v["action"].shape[-1], v["proprio"].shape[-1], v["rgb"].shape[1:] if "rgb" in v else None) != (
+            mk["action_dim"], mk["proprio_dim"], image):
+        raise DataError(f"data.val_demos={vp}: its episodes do not match the training demos (expected the "
+                        f"same action, proprio and image sizes)")
+    longest = max(len(e["action"]) for e in val_eps)
+    return EpisodicWindows(val_eps, len(val_eps), longest, cfg.chunk, 0, cfg.vocab, cfg.max_tokens, align=True,
+                           keyframe_change=cfg.keyframe_change)

@@ -99,6 +99,26 @@ class Interactions:
     def item_label(self, items: np.ndarray) -> np.ndarray:
         return self.item_ids[items] if self.item_ids is not None else items
 
+    def to_state(self) -> dict:
+        """Every user's sequence and the id maps, compactly (saved in checkpoints for ``recommend``):
+        ``offsets`` (U + 1,) int64, ``items`` (N,) int32, ``user_ids`` (U,) array (ints) or list
+        (strings), ``item_ids`` (n_items + 1,) int64 or absent (items keep their ids)."""
+        ints = self.user_ids.dtype.kind in "iu"
+        state = {"offsets": self.offsets.astype(np.int64), "items": self.items.astype(np.int32),
+                 "n_items": int(self.n_items), "source": self.source,
+                 "user_ids": self.user_ids.astype(np.int64) if ints else [str(u) for u in self.user_ids]}
+        if self.item_ids is not None:
+            state["item_ids"] = np.asarray(self.item_ids).astype(np.int64)
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Interactions":
+        """Inverse of :meth:`to_state` (arrays given back as numpy by ``load_run``)."""
+        item_ids = state.get("item_ids")
+        return cls(np.asarray(state["offsets"], np.int64), np.asarray(state["items"], np.int64), int(state["n_items"]),
+                   np.asarray(state["user_ids"]), None if item_ids is None else np.asarray(item_ids, np.int64),
+                   str(state.get("source", "")))
+
 
 def gather_windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray, length: int) -> np.ndarray:
     """The last ``length`` items of each segment items[starts[b]:ends[b]], left-padded with 0."""
@@ -294,6 +314,7 @@ def make_bundle(data: Interactions, cfg: SeqDataConfig) -> DataBundle:
         drop_last=False,
         model_kwargs={"n_items": data.n_items, "maxlen": cfg.maxlen},
         meta={"loo": split, "maxlen": cfg.maxlen, "n_items": data.n_items, "stats": split.stats()},
+        inference={"histories": data.to_state(), "maxlen": cfg.maxlen},  # what `recommend` reads
     )
 
 

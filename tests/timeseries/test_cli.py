@@ -11,7 +11,7 @@ from ostinato.timeseries.data.ett import SHIPPED
 ETTH1 = SHIPPED / "timeseries" / "ETT" / "ETTh1.csv"
 
 
-def test_chimera_train_eval_forecast(cli, tmp_path, capsys):
+def test_chimera_train_eval_forecast(cli, tmp_path, capsys, relocate):
     out = tmp_path / "run"
     r = cli("train", "timeseries/test_chimera", "--out", out, "--quiet", "trainer.max_steps=5")  # a real subprocess
     assert r.returncode == 0, r.stderr
@@ -32,6 +32,10 @@ def test_chimera_train_eval_forecast(cli, tmp_path, capsys):
     assert main(["forecast", str(out), "--csv", str(bad)]) == 1
     err = capsys.readouterr().err.strip()
     assert "no 'date' column" in err and len(err.splitlines()) == 1
+    # the run folder alone, on a fresh machine (no data root; the scaler is in the checkpoint)
+    far, fc2 = relocate(out), tmp_path / "fc2.csv"
+    assert main(["forecast", str(far), "--csv", str(ETTH1), "--horizon", "30", "--out", str(fc2)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(fc2), pd.read_csv(fc))
 
 
 def test_forecast_feeds_calendar_features_to_a_time_feature_model(tmp_path, capsys):
@@ -65,7 +69,7 @@ def test_recipe_one_epoch(recipe, keys, tmp_path, capsys):
     assert keys <= set(ev)
 
 
-def test_mes_lstm_forecast_has_intervals(tmp_path, capsys):
+def test_mes_lstm_forecast_has_intervals(tmp_path, capsys, relocate):
     out = tmp_path / "mes"
     assert main(["train", "timeseries/test_mes_lstm", "--out", str(out), "--quiet", "trainer.max_steps=3"]) == 0
     hist = pd.DataFrame({"date": pd.date_range("2021-01-01", periods=200, freq="h")})
@@ -77,6 +81,9 @@ def test_mes_lstm_forecast_has_intervals(tmp_path, capsys):
     df = pd.read_csv(fc)
     assert list(df.columns) == ["date", "OT", "OT_lo", "OT_hi"] and len(df) == 12
     assert (df["OT_lo"] <= df["OT_hi"]).all()
+    fc2 = tmp_path / "fc2.csv"  # the run folder alone (Holt-Winters baselines fitted on the CSV): the same forecast
+    assert main(["forecast", str(relocate(out)), "--csv", str(csv), "--out", str(fc2), "--n-samples", "20"]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(fc2)[["date", "OT"]], df[["date", "OT"]])
 
 
 def test_bad_recipe_values_are_config_errors(tmp_path, capsys):

@@ -28,7 +28,7 @@ from ostinato.core.registry import register_dataset
 
 from .. import metrics as M
 from .holt_winters import hw_baselines_many
-from .windows import ForecastWindows, check_window
+from .windows import ForecastWindows, check_window, with_inference
 
 SADC = [
     "Angola", "Botswana", "Comoros", "Congo (Kinshasa)", "Eswatini", "Lesotho", "Madagascar", "Malawi",
@@ -162,11 +162,11 @@ def covid_jhu(cfg: CovidConfig, data_root=None) -> DataBundle:
     import torch
 
     cat = {k: torch.utils.data.ConcatDataset(v) for k, v in splits.items()}
-    return DataBundle(
+    return with_inference(DataBundle(
         train=cat["train"], val=cat["val"], test=cat["test"],
         batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, shuffle=True,
         model_kwargs={"n_vars": len(cfg.targets), "seq_len": L, "pred_len": H, "out_vars": len(cfg.targets)},
         meta={"task": "forecast", "protocol": "series", "loc": np.stack(locs), "scale": np.stack(scales),
               "ids": list(cfg.countries), "columns": list(cfg.targets), "period": cfg.hw_period, "scaling": "minmax",
               "dates": [str(dates[0].date()), str(dates[-1].date())]},
-    )
+    ))

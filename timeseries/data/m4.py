@@ -37,6 +37,7 @@ from ostinato.core.registry import register_dataset
 
 from .. import metrics as M
 from .holt_winters import hw_baselines_many
+from .windows import with_inference
 
 HORIZON = {"Yearly": 6, "Quarterly": 8, "Monthly": 18, "Weekly": 13, "Daily": 14, "Hourly": 48}
 PERIOD = {"Yearly": 1, "Quarterly": 4, "Monthly": 12, "Weekly": 1, "Daily": 1, "Hourly": 24}
@@ -193,7 +194,7 @@ def series_bundle(ids, train, test, L, H, m, hist, scaling, holt_winters, hw_ini
         return {"mase_scale": ms, "naive2": n2}
 
     ds = lambda idx, ex=None: M4Windows(scaled, np.array(idx, dtype=np.int64), L, H, base, ex)  # noqa: E731
-    return DataBundle(
+    return with_inference(DataBundle(
         train=ds(tr_index),
         val=ds(va_index, extra(va_index)),
         test=ds(te_index, extra(te_index)),
@@ -203,4 +204,4 @@ def series_bundle(ids, train, test, L, H, m, hist, scaling, holt_winters, hw_ini
         model_kwargs={"n_vars": 1, "seq_len": L, "pred_len": H, "out_vars": 1},
         meta={"task": "forecast", "protocol": "series", "loc": loc, "scale": scale, "ids": ids,
               "period": m, "columns": ["value"], "scaling": scaling, **meta_extra},
-    )
+    ))

@@ -192,4 +192,5 @@ def synthetic_anomaly(cfg: SyntheticAnomalyConfig, data_root=None) -> DataBundle
         eval_batch_size=128,
         model_kwargs={"n_vars": cfg.n_vars, "seq_len": W},
         meta={"task": "anomaly"},
+        inference={"task": "anomaly"},
     )

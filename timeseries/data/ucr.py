@@ -227,6 +227,7 @@ def classification_bundle(train_x, train_lab, test_x, test_lab, declared, cfg, p
         shuffle=True,
         model_kwargs={"n_vars": xtr.shape[-1], "seq_len": L, "n_classes": len(classes)},
         meta={"task": "classify", "classes": [str(c) for c in classes], "path": str(path)},
+        inference={"task": "classify", "classes": [str(c) for c in classes]},
     )
 
 

@@ -190,6 +190,18 @@ def concat_windows(parts: Sequence[torch.utils.data.Dataset]) -> torch.utils.dat
     return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(list(parts))
 
 
+# what the verbs read without the data (DataBundle.inference): the task, the columns and the
+# scaling `ostinato forecast` applies to a new CSV, the calendar frequency of x_mark, the
+# Holt-Winters period, the class names of a classifier
+INFERENCE_KEYS = ("task", "protocol", "columns", "n_out", "in_mean", "in_std", "freq", "period", "scaling", "classes")
+
+
+def with_inference(bundle: "DataBundle") -> "DataBundle":
+    """Fill ``bundle.inference`` with the :data:`INFERENCE_KEYS` of its ``meta``; returns it."""
+    bundle.inference = {k: bundle.meta[k] for k in INFERENCE_KEYS if k in bundle.meta}
+    return bundle
+
+
 def forecast_bundle(
     path: Path,
     df: pd.DataFrame,
@@ -234,7 +246,7 @@ def forecast_bundle(
         )
     loc = scaler.mean[-n_out:][None, :]  # (1, C_out)
     scale = scaler.std[-n_out:][None, :]  # (1, C_out)
-    return DataBundle(
+    return with_inference(DataBundle(
         train=splits["train"],
         val=splits["val"],
         test=splits["test"],
@@ -257,4 +269,4 @@ def forecast_bundle(
             "last_date": str(df["date"].iloc[-1]),
             "step": str(pd.Series(df["date"]).diff().iloc[-1]) if len(df) > 1 else "",
         },
-    )
+    ))
