@@ -29,7 +29,26 @@ def _print_table(rows: list[list[str]], header: list[str]) -> None:
 
 
 # ----------------------------------------------------------------------------- ls
+def _ls_models_static(args) -> bool:
+    """``ls models`` from the index files, without importing torch; False if a domain has no index."""
+    from .index import static_models
+
+    found = static_models(args.domain, args.pattern)
+    if found is None:
+        return False
+    rows, domains, broken = found
+    for name, reason in broken.items():
+        print(f"ostinato: warning: the {name} domain failed to import: {reason}", file=sys.stderr)
+    if args.domain and args.domain not in domains:
+        raise ConfigError(f"--domain {args.domain!r}: expected one of core, {', '.join(sorted(d for d in domains if d != 'core'))}")
+    print(f"models ({len(rows)}):")
+    _print_table([list(r) for r in rows], ["name", "domain", "description"])
+    return True
+
+
 def cmd_ls(args) -> int:
+    if args.what == "models" and _ls_models_static(args):
+        return 0
     from .domain import load_domains
     from .recipe import list_recipes
     from .registry import list_datasets, list_models
@@ -185,7 +204,10 @@ def cmd_data(args) -> int:
 
 
 # ----------------------------------------------------------------------------- main
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
+    """The whole command line. ``lazy``: domain verbs are added by name from the domains'
+    index.json files (see ``ostinato.core.index``), importing no domain; for ``--help`` and
+    the core verbs, so that they answer without importing torch."""
     p = argparse.ArgumentParser(prog="ostinato", description="ostinato: recurrent / state-space models across domains")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -228,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data-root")
     q.set_defaults(func=cmd_data)
 
+    verbs = _static_verbs() if lazy else None
+    if verbs is not None:  # --help and the core verbs: each domain verb by name and help only
+        for verb, help, domain in verbs:
+            sub.add_parser(verb, help=help, add_help=False).set_defaults(func=_domain_verb_stub)
+        return p
     from .domain import load_domains
 
     for dom in sorted(load_domains().values(), key=lambda d: d.name):
@@ -236,12 +263,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+CORE_VERBS = ("ls", "train", "eval", "bench", "data")
+
+
+def _static_verbs():
+    from .index import static_verbs
+
+    return static_verbs()
+
+
+def _domain_verb_stub(args) -> int:  # never reached: main builds the full parser for a domain verb
+    raise OstinatoError(f"{args.command}: the lazy parser was used for a domain verb")
+
+
+def _command(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere on the line
     argv = [a for a in argv if a != "--debug"]
     try:
-        parser = build_parser()
+        cmd = _command(argv)
+        parser = build_parser(lazy=cmd is None or cmd in CORE_VERBS)
         args, extra = parser.parse_known_args(argv)
         if extra:  # `key=value` overrides may come after options
             if hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):
@@ -257,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ostinato: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `ostinato ls | head`: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def domain_train_main(domain: str, argv: list[str] | None = None) -> int:

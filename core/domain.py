@@ -42,7 +42,29 @@ class Domain:
 _DOMAINS: dict[str, Domain] = {}
 _BROKEN: dict[str, str] = {}  # domain -> one-line reason it could not be imported
 _LOADED = False
-_GROUP = "ostinato.domains"
+GROUP = "ostinato.domains"
+_EPS: list | None = None
+
+
+def domain_entry_points() -> list:
+    """The entry points of the ``ostinato.domains`` group, sorted by name (nothing imported)."""
+    global _EPS
+    if _EPS is None:
+        _EPS = sorted(entry_points(group=GROUP), key=lambda e: e.name)
+    return _EPS
+
+
+def extra_hint(name: str) -> str:
+    """How to install the packages a domain of this distribution needs (its extra has its name)."""
+    return f'; install its extra: pip install -e ".[{name}]" in a checkout, or pip install "ostinato[{name}]"'
+
+
+def _reason(ep, e: Exception) -> str:
+    reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    missing = getattr(e, "name", None) if isinstance(e, ImportError) else None
+    if missing and not missing.startswith("ostinato") and ep.value.startswith("ostinato."):
+        reason += extra_hint(ep.name)  # a third-party package is missing, not a bug in ostinato
+    return reason
 
 
 def load_domains() -> dict[str, Domain]:
@@ -58,11 +80,11 @@ def load_domains() -> dict[str, Domain]:
     from . import layers, tasks  # noqa: F401  (core layers and the core's own synthetic task register)
 
     _DOMAINS["core"] = tasks.DOMAIN
-    for ep in sorted(entry_points(group=_GROUP), key=lambda e: e.name):
+    for ep in domain_entry_points():
         try:
             module = importlib.import_module(ep.value)
         except Exception as e:  # report, keep the other domains usable
-            _BROKEN[ep.name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            _BROKEN[ep.name] = _reason(ep, e)
             continue
         dom = getattr(module, "DOMAIN", None)
         if not isinstance(dom, Domain):

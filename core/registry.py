@@ -120,6 +120,13 @@ def create_model(name: str, **overrides: Any):
     return entry.builder(make_config(entry, overrides, where=f"model {name}"))
 
 
+def name_matches(name: str, pattern: str | None) -> bool:
+    """``pattern`` is a glob when it has ``*?[``, otherwise a substring; None matches all."""
+    if pattern is None:
+        return True
+    return fnmatch.fnmatch(name, pattern if any(c in pattern for c in "*?[") else f"*{pattern}*")
+
+
 def _list(kind: str, domain: str | None, pattern: str | None) -> list[Entry]:
     from .domain import load_domains
 
@@ -128,7 +135,7 @@ def _list(kind: str, domain: str | None, pattern: str | None) -> list[Entry]:
     for e in sorted(_REGISTRIES[kind].values(), key=lambda e: (e.domain, e.name)):
         if domain is not None and e.domain != domain:
             continue
-        if pattern is not None and not fnmatch.fnmatch(e.name, pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"):
+        if not name_matches(e.name, pattern):
             continue
         out.append(e)
     return out
