@@ -22,6 +22,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ostinato.core.progress import track
+
 from .metrics import all_metrics
 
 
@@ -52,7 +54,7 @@ def evaluate(model, data, split: str, cfg) -> dict[str, float]:
     n = len(ds) if not ecfg.max_items else min(ecfg.max_items, len(ds))
     rows, losses = [], []
     p = next(model.parameters())
-    for i in range(n):
+    for i in track(range(n), unit="item"):  # progress under `ostinato eval`
         item = ds[i]
         noisy, clean = item["noisy"].float(), item["clean"].float()
         with torch.no_grad():

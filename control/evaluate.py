@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ostinato.core.errors import ConfigError
+from ostinato.core.progress import track
 
 from .data.episodic import TEST_SEED_BASE, VAL_SEED_BASE
 from .envs import EnvConfig, make_env
@@ -86,7 +87,8 @@ def _rollout(model, env_cfg, seeds, execution, max_steps, parallel, gif_dir, gif
     limit = max_steps or getattr(envs[0], "spec_max_steps", 0) or getattr(envs[0], "max_steps", 0) or 200
     succ_once, succ_end, lengths, frames_out = [], [], [], {}
     t0, n_steps = time.time(), 0
-    for start in range(0, len(seeds), len(envs)):
+    groups = range(0, len(seeds), len(envs))  # progress under `ostinato eval`, in episodes
+    for start in track(groups, total=len(seeds), unit="episode", count=lambda s: min(len(envs), len(seeds) - s)):
         group = seeds[start : start + len(envs)]
         E = len(group)
         obs = [envs[j].reset(seed=int(s))[0] for j, s in enumerate(group)]

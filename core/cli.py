@@ -125,7 +125,10 @@ def cmd_eval(args) -> int:
     if args.save_gifs:
         overrides.append(f"eval.save_gifs={args.save_gifs}")
     model, cfg, data = load_run(args.checkpoint, data_root=args.data_root, overrides=overrides)
-    metrics = evaluate_split(model, data, args.split, cfg)
+    from .progress import tracking  # stderr: a bar on a TTY, else a line every trainer.log_every_s
+
+    with tracking(f"eval {args.split}", every_s=cfg.trainer.log_every_s):
+        metrics = evaluate_split(model, data, args.split, cfg)
     if args.json:
         print(json.dumps({"split": args.split, **metrics}))
     else:
@@ -145,7 +148,10 @@ def cmd_bench(args) -> int:
         if dom.bench is None:
             raise ConfigError(f"the {args.domain} domain has no benchmark")
         run = dom.bench
-    result = run(quick=args.quick, out=out)
+    from .progress import announcing  # every training run (a row) prints one line on stderr as it ends
+
+    with announcing(f"bench {args.domain}"):
+        result = run(quick=args.quick, out=out)
     if out is not None:
         from .io import atomic_write_text
 

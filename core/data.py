@@ -24,7 +24,6 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .errors import DataError
-from .io import atomic_write
 
 CACHE_DIR = Path(os.environ.get("OSTINATO_CACHE", Path.home() / ".cache" / "ostinato"))
 
@@ -124,7 +123,9 @@ def download(
 ) -> list[Path]:
     """Fetch every file of ``spec`` that has a URL into ``dest_root`` (default: the cache).
 
-    Each file is streamed to a temporary file, its size and sha256 are checked, and only
+    Each file is streamed to ``<file>.part`` (bytes done/total on stderr, ``core.progress``);
+    a ``.part`` left by an interrupted download is resumed with an HTTP Range request (from
+    scratch if the server does not answer 206). Its size and sha256 are checked, and only
     then is it renamed into place, so a truncated or corrupted transfer never leaves a file
     that looks valid.
     """
@@ -140,32 +141,70 @@ def download(
         if target.exists() and (not f.sha256 or sha256_of(target) == f.sha256):
             out.append(target)
             continue
+        part = target.with_name(target.name + ".part")
         if progress:
-            progress(f"downloading {f.url} -> {target}")
-        h = hashlib.sha256()
-        n = 0
-
-        def write(fh):
-            nonlocal n
-            try:
-                with urllib.request.urlopen(f.url, timeout=timeout) as r:
-                    while True:
-                        block = r.read(1 << 20)
-                        if not block:
-                            break
-                        h.update(block)
-                        n += len(block)
-                        fh.write(block)
-            except OSError as e:
-                raise DataError(f"download of {f.url} failed: {getattr(e, 'reason', e)}") from None
-            if f.size is not None and n != f.size:
-                raise DataError(f"download of {f.url} is truncated or wrong: {n} bytes, expected {f.size}")
-            if f.sha256 and h.hexdigest() != f.sha256:
-                raise DataError(f"download of {f.url} failed its checksum: sha256 {h.hexdigest()[:12]}…, expected {f.sha256[:12]}…")
-
-        atomic_write(target, write)
+            progress(f"downloading {f.url} -> {target}" + (" (resuming)" if part.exists() else ""))
+        _fetch(f, part, timeout)
+        _check_and_place(f, part, target)
         out.append(target)
     return out
+
+
+def _fetch(f: FileSpec, part: Path, timeout: float) -> None:
+    """Append ``f.url`` to ``part`` from its current size on (Range), or rewrite it (no 206)."""
+    import http.client
+    import urllib.error
+
+    from .progress import Progress
+
+    part.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.exists() else 0
+    if f.size is not None and have > f.size:  # not a prefix of this file
+        part.unlink()
+        have = 0
+    req = urllib.request.Request(f.url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            if r.status != 206:  # the server sent the whole file
+                have = 0
+            length = r.headers.get("Content-Length")
+            total = have + int(length) if length and length.isdigit() else f.size
+            with open(part, "ab" if have else "wb") as fh, \
+                    Progress(total, f"download {Path(f.path).name}", unit="B", initial=have) as bar:
+                while block := r.read(1 << 18):
+                    fh.write(block)
+                    bar.update(len(block))
+                fh.flush()
+                os.fsync(fh.fileno())
+    except urllib.error.HTTPError as e:
+        if not (e.code == 416 and have):  # 416 on a resume: the .part may already be whole; checked next
+            raise DataError(f"download of {f.url} failed: HTTP {e.code} {e.reason}") from None
+    except (OSError, http.client.HTTPException) as e:
+        kept = " (the partial file is kept; run the command again to resume)" if part.exists() else ""
+        raise DataError(f"download of {f.url} failed: {getattr(e, 'reason', None) or e!r}{kept}") from None
+
+
+def _check_and_place(f: FileSpec, part: Path, target: Path) -> None:
+    """Size and sha256 of ``part``, then an atomic rename to ``target``; a bad file is removed."""
+    n = part.stat().st_size
+    if f.size is not None and n < f.size:
+        raise DataError(f"download of {f.url} is truncated: {n} of {f.size} bytes (run the command again to resume)")
+    if f.size is not None and n != f.size:
+        part.unlink()
+        raise DataError(f"download of {f.url} is wrong: {n} bytes, expected {f.size}")
+    digest = sha256_of(part)
+    if f.sha256 and digest != f.sha256:
+        part.unlink()
+        raise DataError(f"download of {f.url} failed its checksum: sha256 {digest[:12]}…, expected {f.sha256[:12]}…")
+    os.replace(part, target)
+    try:  # make the rename durable
+        dfd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
 
 
 def copy_shipped(spec: DatasetSpec, dest_root: str | Path) -> None:  # used by tests and `data` verbs
@@ -265,7 +304,10 @@ def from_plain(obj: Any) -> Any:
 
 
 def batches(dataset, batch_size: int, collate: Callable | None = None) -> Iterable[Any]:
-    """Iterate a map-style dataset in order, in batches (for evaluation)."""
+    """Iterate a map-style dataset in order, in batches (for evaluation; reports progress inside
+    a ``core.progress.tracking`` scope, e.g. under ``ostinato eval``)."""
     from torch.utils.data import DataLoader
 
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    from .progress import track
+
+    return track(DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate))

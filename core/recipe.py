@@ -68,11 +68,19 @@ class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     ckpt_every_steps: int = 0  # also write last.pt every this many steps; 0: at validations only
-    log_every_steps: int = 50
+    log_every_steps: int = 50  # metrics.csv / TensorBoard rows of the running train metrics
+    # without a TTY (nohup, a scheduler, `2>&1 | tee log`): one progress line on stderr every this
+    # many seconds (step, epoch, loss, lr, steps/s, eta); 0: no periodic lines (validation lines stay);
+    # with a TTY the tqdm bar is shown instead; --quiet silences both
+    log_every_s: float = 30.0
     num_workers: int = 0
     threads: int = 0  # torch.set_num_threads; 0: leave as is
     test_at_end: bool = True  # evaluate best.pt on test once, at the end
     init_from: str = ""  # a checkpoint (best.pt / last.pt) whose model weights start this run (fine-tuning); "" = none
+
+    def validate(self) -> None:  # called by config.from_dict
+        if not self.log_every_s >= 0:  # also refuses nan
+            raise ConfigError(f"trainer.log_every_s={self.log_every_s}: expected seconds >= 0 (0: no progress lines)")
 
 
 @dataclass

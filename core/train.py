@@ -12,8 +12,10 @@ Models provide ``loss(batch) -> (loss, logs)``; domains provide
   ``resume=True`` continues a killed run and ends bit-identical (on CPU) to an
   uninterrupted one: the batch order of each epoch is a function of (seed, epoch), the
   position within the epoch is saved, and so are all RNG states;
-- a tqdm progress bar (only on a TTY, off with ``quiet``), ``metrics.csv``
-  (long format: step, epoch, time_s, name, value), TensorBoard, ``results.json``;
+- progress on stderr (``core.progress``, off with ``quiet``): a tqdm bar on a TTY, else one
+  line every ``trainer.log_every_s`` seconds (step, epoch, mean loss, lr, steps/s, ETA); every
+  validation and the final test print their metrics as one line either way;
+- ``metrics.csv`` (long format: step, epoch, time_s, name, value), TensorBoard, ``results.json``;
 - optional weight averaging (``trainer.ema_decay``): an exponential moving average of the
   parameters and buffers (``torch.optim.swa_utils.AveragedModel``), updated after every
   optimizer step; validation, ``best.pt`` and the test use the averaged weights;
@@ -45,6 +47,7 @@ from .data import DataBundle, from_plain, to_plain
 from .domain import get_domain
 from .errors import ConfigError, TrainingError
 from .optim import build_optimizer, build_scheduler
+from .progress import Progress, announce, fmt_duration
 from .recipe import RunConfig, resolve
 from .registry import get_dataset, get_model
 
@@ -214,6 +217,19 @@ def evaluate_split(model: torch.nn.Module, data: DataBundle, split: str, cfg: Ru
     return {k: float(v) for k, v in out.items()}
 
 
+def _metrics_text(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+
+
+def _progress(cfg: RunConfig, total_steps: int, pos: dict[str, Any], show: bool) -> Progress:
+    """The run's progress: a bar on a TTY, else a line every trainer.log_every_s (core.progress)."""
+    t_cfg = cfg.trainer
+    deadline = time.monotonic() + 60 * t_cfg.max_minutes - pos["elapsed"] if t_cfg.max_minutes else None
+    name = Path(cfg.recipe).stem if cfg.recipe else cfg.model["name"]
+    return Progress(total_steps, name, unit="step", every_s=t_cfg.log_every_s, quiet=not show,
+                    initial=pos["step"], deadline=deadline)
+
+
 def fit(
     cfg: RunConfig,
     out_dir: str | Path,
@@ -312,6 +328,9 @@ def fit(
             snap["ema"] = ema.state_dict()
         return snap
 
+    def epochs_done() -> float:  # fractional: 1.50 = halfway through the second epoch
+        return pos["epoch"] + pos["batch"] / steps_per_epoch
+
     def validate() -> bool:
         """Validate, update best/early stopping, write checkpoints; True = stop early."""
         stop = False
@@ -323,6 +342,9 @@ def fit(
                     f"trainer.monitor={t_cfg.monitor!r} is not among the validation metrics: {', '.join(metrics)}"
                 )
             value = metrics[t_cfg.monitor]
+            best = _improved(value, pos["best"], t_cfg.mode) and math.isfinite(value)
+            prog.write(f"[{prog.desc}] val step {pos['step']} epoch {epochs_done():.2f}: {_metrics_text(metrics)}"
+                       + (" (best)" if best else ""))
             if not math.isfinite(value):
                 raise TrainingError(f"validation {t_cfg.monitor} is {value} at step {pos['step']}; stopped")
             if _improved(value, pos["best"], t_cfg.mode):
@@ -338,12 +360,7 @@ def fit(
         dist.barrier()
         return dist.broadcast_flag(stop)
 
-    bar = None
-    if dist.main and not quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=total_steps, initial=pos["step"], desc=cfg.recipe or cfg.model["name"], dynamic_ncols=True)
-
+    prog = _progress(cfg, total_steps, pos, show=dist.main and not quiet)
     model.train()
     t0 = time.time() - pos["elapsed"]
     stop = pos["done"]
@@ -384,14 +401,13 @@ def fit(
             pos["step"] += 1
             pos["batch"] += 1
             pos["elapsed"] = time.time() - t0
-            running["train/loss"] = running.get("train/loss", 0.0) + loss.item()
+            loss_value = loss.item()
+            running["train/loss"] = running.get("train/loss", 0.0) + loss_value
             for k, v in (logs or {}).items():
                 if k != "loss":  # train/loss is the optimised loss itself, logged above
                     running[f"train/{k}"] = running.get(f"train/{k}", 0.0) + float(v)
             running["_n"] = running.get("_n", 0) + 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4g}", epoch=epoch)
+            prog.update(1, {"epoch": f"{epochs_done():.2f}", "loss": loss_value, "lr": f"{opt.param_groups[0]['lr']:.1e}"}, mean=("loss",))
             if pos["step"] % max(1, t_cfg.log_every_steps) == 0:
                 k = running.pop("_n")
                 log.write(pos["step"], epoch, pos["elapsed"],
@@ -416,8 +432,7 @@ def fit(
                 stop = validate()
                 last_eval_step = pos["step"]
     pos["done"] = True
-    if bar is not None:
-        bar.close()
+    prog.close(summary=True)
     if last_eval_step != pos["step"] or not (out / "best.pt").exists():
         validate()
     elif dist.main:
@@ -433,8 +448,11 @@ def fit(
         if t_cfg.test_at_end and data.test is not None:
             test = evaluate_split(model, data, "test", cfg)
             results["test"] = test
+            prog.write(f"[{prog.desc}] test (best step {pos['best_step']}): {_metrics_text(test)}")
             log.write(pos["step"], pos["epoch"], pos["elapsed"], {f"test/{k}": v for k, v in test.items()})
         (out / "results.json").write_text(json.dumps(results, indent=2))
+        announce(f"{cfg.recipe or cfg.model['name']} done: {pos['step']} steps in {fmt_duration(pos['elapsed'])}"
+                 + "".join(f"; {k} {_metrics_text(results[k])}" for k in ("val", "test") if k in results))
     log.close()
     dist.barrier()
     return results

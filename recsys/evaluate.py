@@ -28,6 +28,7 @@ import torch
 from ostinato.core.config import from_dict
 from ostinato.core.data import index_rng
 from ostinato.core.errors import ConfigError
+from ostinato.core.progress import track
 
 from .data.sequences import LeaveOneOut, gather_segments, gather_windows, sample_excluding
 from .metrics import rank_of_true, ranking_metrics
@@ -81,7 +82,7 @@ def sampled_ranks(model, loo: LeaveOneOut, split: str, maxlen: int, ecfg: RecEva
         loo.cache[key] = (users, cand, gather_windows(loo.data.items, starts, ends, maxlen))  # seq: (U, L)
     users, cand, seq = loo.cache[key]
     dev, out = _device(model), []
-    for i in range(0, len(users), batch_size):
+    for i in track(range(0, len(users), batch_size)):  # progress under `ostinato eval`
         s = model.score(torch.from_numpy(seq[i:i + batch_size]).to(dev),
                         torch.from_numpy(cand[i:i + batch_size]).to(dev)).float()  # (B, 1 + n)
         out.append(rank_of_true(s[:, 0], s[:, 1:]).cpu())
@@ -94,7 +95,7 @@ def full_ranks(model, loo: LeaveOneOut, split: str, maxlen: int, ecfg: RecEvalCo
     target = loo.target(users, split)
     starts, ends = loo.history(users, split)
     dev, out = _device(model), []
-    for i in range(0, len(users), batch_size):
+    for i in track(range(0, len(users), batch_size)):  # progress under `ostinato eval`
         s_, e_, t_ = starts[i:i + batch_size], ends[i:i + batch_size], torch.from_numpy(target[i:i + batch_size]).to(dev)
         seq = torch.from_numpy(gather_windows(loo.data.items, s_, e_, maxlen)).to(dev)
         sc = model.score_all(seq).float()  # (B, n_items + 1), column 0 = -inf
