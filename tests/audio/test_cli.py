@@ -47,7 +47,7 @@ def cli_main(capsys, *args):
     return subprocess.CompletedProcess(args, code, out.out, out.err)
 
 
-def test_train_eval_enhance(run_dir, tmp_path, capsys):
+def test_train_eval_enhance(run_dir, tmp_path, capsys, relocate):
     def cli(*a, env=None):
         return cli_main(capsys, *a)
 
@@ -77,6 +77,9 @@ def test_train_eval_enhance(run_dir, tmp_path, capsys):
     assert (tmp_path / "spec_p232_126.png").stat().st_size > 1000 and (tmp_path / "spec_stereo44.png").exists()
     r = cli("enhance", run_dir, tmp_path / "stereo44.wav", "-o", tmp_path / "keep", "--keep-rate")
     assert r.returncode == 0 and sf.info(str(tmp_path / "keep" / "stereo44.wav")).samplerate == 44100
+    r = cli("enhance", relocate(run_dir), NOISY / "p232_126.wav", "-o", tmp_path / "far")  # the run folder alone
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "far" / "p232_126.wav").read_bytes() == (out / "p232_126.wav").read_bytes()
 
 
 def test_enhance_errors(run_dir, tmp_path, capsys):

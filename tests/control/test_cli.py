@@ -14,7 +14,7 @@ def _cli(*args, cwd):
     return r.returncode, r.stdout, r.stderr
 
 
-def test_train_eval_tiny_recipe_one_epoch(tmp_path):
+def test_train_eval_tiny_recipe_one_epoch(tmp_path, capsys, relocate):
     out = tmp_path / "run"
     rc, so, se = _cli("train", "control/test_muvla_cue_task", "--out", str(out), "--quiet", "trainer.threads=1", cwd=tmp_path)
     assert rc == 0, se
@@ -26,6 +26,13 @@ def test_train_eval_tiny_recipe_one_epoch(tmp_path):
     m = json.loads(so.strip().splitlines()[-1])
     assert set(m) >= {"success_once", "success", "episode_len", "wall_time_s"} and m["episodes"] == 3
     assert len(list(gifs.glob("cue_task_seed4242424242_*.gif"))) == 1
+    from ostinato.core.cli import main  # the run folder alone: rollouts need only the env settings it holds
+
+    capsys.readouterr()
+    assert main(["eval", str(relocate(out)), "--json", "eval.episodes=3"]) == 0
+    far = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {k: far[k] for k in ("success_once", "success", "episode_len", "episodes")} == \
+        {k: m[k] for k in ("success_once", "success", "episode_len", "episodes")}
 
 
 def test_collect_and_ls_envs(tmp_path):

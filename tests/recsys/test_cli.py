@@ -2,9 +2,10 @@
 import json
 
 import pytest
+import torch
 
 
-def test_train_eval_recommend(cli, tmp_path):
+def test_train_eval_recommend(cli, tmp_path, capsys, relocate):
     run = tmp_path / "run"
     r = cli("train", "recsys/test_sasrec", "--out", run, "--quiet", "trainer.max_epochs=1")
     assert r.returncode == 0, r.stderr
@@ -30,6 +31,20 @@ def test_train_eval_recommend(cli, tmp_path):
 
     r = cli("recommend", run, "--user", "99999")
     assert r.returncode == 2 and "no such user" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+    from ostinato.core.cli import main
+
+    def recommend(where):
+        capsys.readouterr()
+        assert main(["recommend", str(where), "--user", "3", "-k", "5", "--json"]) == 0
+        return json.loads(capsys.readouterr().out)["items"]
+
+    old = tmp_path / "old_run"  # a checkpoint saved before they held the histories: the data is rebuilt
+    old.mkdir()
+    state = torch.load(run / "best.pt", weights_only=True)
+    torch.save({k: v for k, v in state.items() if k not in ("inference", "model_kwargs")}, old / "best.pt")
+    assert recommend(old) == recs
+    assert recommend(relocate(run)) == recs  # the run folder alone on a fresh machine: the same items
 
 
 def test_malformed_data_is_one_line(tmp_path):
