@@ -58,7 +58,7 @@ def test_demo_metrics_formula():
     assert 0 < m["demo_l1"] < m["key_l1"]
 
 
-def test_train_validates_on_held_out_demos_without_rollouts(tmp_path):
+def test_train_validates_on_held_out_demos_without_rollouts(tmp_path, capsys):
     val = tmp_path / "val"
     collect(EnvConfig(env="cue_task", image_size=16), 6, val, seed=1_000_000)
     out = tmp_path / "run"
@@ -69,6 +69,10 @@ def test_train_validates_on_held_out_demos_without_rollouts(tmp_path):
     assert set(res["val"]) == {"demo_l1", "key_l1", "key_acc", "keyframes"}  # no rollout ran
     assert res["val"]["keyframes"] == 6  # the cue task's one jump per episode: the first move after the reveal
     assert 0 <= res["val"]["key_acc"] <= 1 and res["val"]["demo_l1"] > 0
+    capsys.readouterr()  # `eval` builds no data for control: it reads the held-out demos itself
+    assert main(["eval", str(out), "--split", "val", "--json", "eval.val_episodes=0"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {k: ev[k] for k in res["val"]} == pytest.approx(res["val"])
 
 
 def test_val_demos_mismatch_is_one_line(tmp_path, capsys):
