@@ -164,7 +164,7 @@ def live(with_requires: bool = True) -> dict[str, dict]:
         idx = {"_": _HEADER, "domain": name}
         if name != "core":
             idx["requires"] = _live_requires(modules[name]) if with_requires else None
-        idx["models"] = [[e.name, e.description] for e in list_models(name)]
+        idx["models"] = [[e.name, e.description] for e in list_models(name) if e.builder.__module__.startswith("ostinato.")]
         idx["verbs"] = _live_verbs(doms[name])
         out[package] = idx
     return out
