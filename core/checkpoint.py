@@ -50,7 +50,30 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     p = Path(path)
     if not p.exists():
         raise DataError(f"checkpoint {p} does not exist")
+    import warnings
+
     try:
-        return torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol UserWarning on foreign files
+            warnings.simplefilter("ignore")
+            return torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # torn or foreign file
-        raise DataError(f"checkpoint {p} cannot be read: {str(e).splitlines()[0]}") from None
+        raise DataError(f"checkpoint {p} cannot be read: {_load_reason(e)}") from None
+
+
+_EXPECTED = "expected an ostinato checkpoint (a .pt file written by `ostinato train`: tensors, numbers, strings, lists, dicts)"
+
+
+def _load_reason(e: BaseException) -> str:
+    """One line on why ``torch.load(weights_only=True)`` failed. Never repeats torch's hint to
+    load with ``weights_only=False``: that would run whatever code the file holds."""
+    import re
+
+    msg = str(e)
+    if "Weights only load failed" in msg or "WeightsUnpickler" in msg or "weights_only" in msg:
+        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", msg)
+        what = f"a {m.group(1)} object" if m else "pickled Python objects"
+        return f"it holds {what}, which a safe (weights-only) load refuses; {_EXPECTED}"
+    if "zip archive" in msg or "central directory" in msg or isinstance(e, (EOFError,)):
+        return f"the file is truncated or corrupted; {_EXPECTED}"
+    first = re.sub(r"\x1b\[[0-9;]*m", "", msg).strip().splitlines()[0] if msg.strip() else type(e).__name__
+    return f"{first[:200]}; {_EXPECTED}"
