@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
 
+from . import registry
 from .errors import ConfigError, OstinatoError
 
 
@@ -79,7 +80,7 @@ def load_domains() -> dict[str, Domain]:
     _LOADED = True
     from . import layers, tasks  # noqa: F401  (core layers and the core's own synthetic task register)
 
-    _DOMAINS["core"] = tasks.DOMAIN
+    _DOMAINS["core"] = Domain(name="core", recipes_dir=Path(__file__).parent / "recipes", evaluate=tasks.evaluate)
     for ep in domain_entry_points():
         try:
             module = importlib.import_module(ep.value)
@@ -106,3 +107,6 @@ def get_domain(name: str) -> Domain:
     if name not in doms:
         raise ConfigError(f"unknown domain {name!r}; expected one of: {', '.join(sorted(doms)) or '(none installed)'}")
     return doms[name]
+
+
+registry.set_loader(broken_domains)  # a registry lookup loads the domains first (see registry.set_loader)

@@ -38,6 +38,22 @@ class Entry:
 
 _REGISTRIES: dict[str, dict[str, Entry]] = {"model": {}, "dataset": {}}
 
+# Importing a domain fills the registry; which modules those are is the business of
+# ``ostinato.core.domain`` (the entry points), which sits above the registry. It installs its
+# loader here (``set_loader``), so a lookup loads the domains first without the registry
+# importing the module that imports every layer: the imports stay one-way, no cycle.
+_loader: Callable[[], dict[str, str]] | None = None
+
+
+def set_loader(fn: Callable[[], dict[str, str]]) -> None:
+    """``fn()`` imports every domain (once) and returns {domain: why it failed to import}."""
+    global _loader
+    _loader = fn
+
+
+def _load() -> dict[str, str]:
+    return _loader() if _loader is not None else {}
+
 
 def _domain_of(module: str) -> str:
     parts = module.split(".")
@@ -83,16 +99,11 @@ def register_dataset(name: str, *, config: type, domain: str | None = None, desc
 
 
 def _lookup(kind: str, name: str) -> Entry:
-    from .domain import load_domains
-
-    load_domains()
+    broken = _load()
     reg = _REGISTRIES[kind]
     if name not in reg:
         close = [n for n in reg if name.lower() in n.lower() or n.lower() in name.lower()]
         hint = f"; similar: {', '.join(sorted(close)[:5])}" if close else ""
-        from .domain import broken_domains
-
-        broken = broken_domains()
         if broken:
             hint += "; domains that failed to import: " + "; ".join(f"{d} ({r})" for d, r in broken.items())
         raise ConfigError(f"unknown {kind} {name!r}{hint}; see `ostinato ls {kind}s`")
@@ -128,9 +139,7 @@ def name_matches(name: str, pattern: str | None) -> bool:
 
 
 def _list(kind: str, domain: str | None, pattern: str | None) -> list[Entry]:
-    from .domain import load_domains
-
-    load_domains()
+    _load()
     out = []
     for e in sorted(_REGISTRIES[kind].values(), key=lambda e: (e.domain, e.name)):
         if domain is not None and e.domain != domain:

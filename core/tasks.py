@@ -8,14 +8,11 @@ cannot, so it doubles as a sanity check for a new mixer (``model.mixer=<register
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import DataBundle, batches, index_rng
-from .domain import Domain
 from .registry import create_model, register_dataset, register_model
 from .scan import scan
 
@@ -117,5 +114,3 @@ def evaluate(model, data: DataBundle, split: str, cfg) -> dict[str, float]:
         n += b["y"].numel()
     return {"mse": se / n, "loss": se / n}
 
-
-DOMAIN = Domain(name="core", recipes_dir=Path(__file__).parent / "recipes", evaluate=evaluate)
