@@ -27,6 +27,30 @@ from .errors import DataError
 
 CACHE_DIR = Path(os.environ.get("OSTINATO_CACHE", Path.home() / ".cache" / "ostinato"))
 
+# Files that a DatasetSpec declares, by relative path (filled as the domains' specs are built).
+_DECLARED: dict[str, "FileSpec"] = {}
+_WARNED: set[str] = set()
+_CHECKED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256
+
+# The largest zip member read into memory (bytes); $OSTINATO_MAX_ZIP_MEMBER overrides.
+MAX_ZIP_MEMBER = int(os.environ.get("OSTINATO_MAX_ZIP_MEMBER", 2 << 30))
+
+
+def strict_data() -> bool:
+    """``$OSTINATO_STRICT_DATA=1``: a dataset file that fails its declared checksum is an error
+    (else one warning line on stderr, once per file)."""
+    return os.environ.get("OSTINATO_STRICT_DATA", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def warn_once(key: str, message: str) -> None:
+    """Print ``ostinato: warning: message`` on stderr, once per ``key`` in this process."""
+    import sys
+
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    print(f"ostinato: warning: {message}", file=sys.stderr, flush=True)
+
 
 @dataclass(frozen=True)
 class FileSpec:
@@ -48,6 +72,10 @@ class DatasetSpec:
     description: str = ""
     shipped: Path | None = None  # a package folder laid out like a data root
     how_to_get: str = ""  # shown when the files are missing and cannot be downloaded
+
+    def __post_init__(self):
+        for f in self.files:
+            _DECLARED.setdefault(f.path, f)
 
 
 def data_roots(explicit: str | Path | None = None, shipped: Path | None = None) -> list[tuple[str, Path]]:
@@ -83,6 +111,8 @@ def locate(
     for label, root in data_roots(data_root, shipped):
         cand = root / relpath
         if cand.exists():
+            if label != "shipped":  # the package's own samples are part of the install
+                check_declared(relpath, cand)
             return cand
         tried.append(f"{label} {root}")
     if p.exists():  # a path relative to the working directory
@@ -97,6 +127,66 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _digest(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _CHECKED:
+        _CHECKED[key] = sha256_of(path)
+    return _CHECKED[key]
+
+
+def check_declared(relpath: str, path: Path) -> None:
+    """Compare a dataset file found on disk with what its DatasetSpec declares.
+
+    A size or sha256 mismatch: one warning line on stderr (once per file), or a DataError
+    with ``$OSTINATO_STRICT_DATA=1``. A declared file with no checksum: one warning naming it
+    (it is used, not silently trusted). Files no spec declares (your own) are not checked.
+    """
+    f = _DECLARED.get(relpath)
+    if f is None or not path.is_file():
+        return
+    if not f.sha256:
+        warn_once(str(path), f"{path}: no checksum is declared for {relpath}; using it unverified")
+        return
+    size = path.stat().st_size
+    if f.size is not None and size != f.size:
+        why = f"{size} bytes, expected {f.size}"
+    else:
+        digest = _digest(path)
+        if digest == f.sha256:
+            return
+        why = f"sha256 {digest[:12]}…, expected {f.sha256[:12]}…"
+    if strict_data():
+        raise DataError(f"{path}: fails its declared checksum ({why}); replace it (`ostinato data download`) "
+                        "or unset OSTINATO_STRICT_DATA to use it anyway")
+    warn_once(str(path), f"{path}: fails its declared checksum ({why}); results may not match "
+                         "(OSTINATO_STRICT_DATA=1 makes this an error)")
+
+
+def read_zip_member(zpath: Path, name: str, limit: int | None = None) -> bytes:
+    """The bytes of member ``name`` of the open-able zip ``zpath``, at most ``limit`` bytes
+    (default :data:`MAX_ZIP_MEMBER`): a larger member (declared or actual) is a DataError."""
+    import zipfile
+
+    limit = MAX_ZIP_MEMBER if limit is None else int(limit)
+    try:
+        with zipfile.ZipFile(zpath) as z:
+            info = z.getinfo(name)
+            if info.file_size > limit:
+                raise DataError(f"{zpath}: member {name} is {info.file_size} bytes uncompressed, over the "
+                                f"{limit}-byte limit (set OSTINATO_MAX_ZIP_MEMBER to raise it)")
+            with z.open(info) as fh:
+                data = fh.read(limit + 1)
+    except zipfile.BadZipFile as e:
+        raise DataError(f"{zpath}: not a valid zip file ({e})") from None
+    except KeyError:
+        raise DataError(f"{zpath}: no member {name}") from None
+    if len(data) > limit:
+        raise DataError(f"{zpath}: member {name} expands past the {limit}-byte limit "
+                        "(set OSTINATO_MAX_ZIP_MEMBER to raise it)")
+    return data
 
 
 def verify(spec: DatasetSpec, data_root: str | Path | None = None) -> list[tuple[str, str, str]]:
@@ -139,6 +229,8 @@ def download(
     for f in fetchable:
         target = dest / f.path
         if target.exists() and (not f.sha256 or sha256_of(target) == f.sha256):
+            if not f.sha256:
+                warn_once(str(target), f"{target}: already on disk and no checksum is declared; kept unverified")
             out.append(target)
             continue
         part = target.with_name(target.name + ".part")

@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from ostinato.core.data import DataBundle, DatasetSpec, FileSpec, locate
+from ostinato.core.data import DataBundle, DatasetSpec, FileSpec, locate, read_zip_member
 from ostinato.core.errors import DataError
 from ostinato.core.registry import register_dataset
 
@@ -50,10 +50,10 @@ def read_ratings(path: str | Path) -> np.ndarray:
                 names = [n for n in z.namelist() if Path(n).name in FORMATS]
                 if not names:
                     raise DataError(f"{path}: expected a MovieLens zip with ratings.dat or u.data inside")
-                sep, what = FORMATS[Path(names[0]).name]
-                return read_int_rows(path / names[0], 4, sep, what, text=z.read(names[0]))
         except zipfile.BadZipFile:
             raise DataError(f"{path}: not a valid zip file") from None
+        sep, what = FORMATS[Path(names[0]).name]  # the member is read whole, up to a size limit
+        return read_int_rows(path / names[0], 4, sep, what, text=read_zip_member(path, names[0]))
     if path.name not in FORMATS:
         raise DataError(f"{path}: unknown MovieLens file; expected ratings.dat, u.data, a GroupLens .zip or a SASRec .txt")
     sep, what = FORMATS[path.name]

@@ -1,6 +1,7 @@
 """The S3Rec format: one user per line, ``user_id item_1 item_2 ...`` in time order
 (``RUCAIBox/CIKM2020-S3Rec`` ``data/*.txt``: Beauty, Sports_and_Outdoors, Toys_and_Games;
-also used by ICLRec). Item ids are kept (n_items = the largest id).
+also used by ICLRec). Item ids are kept (n_items = the largest id) when dense; sparse ids
+(e.g. 99999999999) are remapped to 1..n and mapped back by ``recommend`` (``sequences.dense_items``).
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ def read_s3rec_txt(path: str | Path) -> Interactions:
                 raise DataError(f"{path}:{lineno}: expected {EXPECTED}, got {line.strip()!r}") from None
             if len(vals) < 2 or min(vals[1:]) < 1:
                 raise DataError(f"{path}:{lineno}: expected {EXPECTED}, got {line.strip()!r}")
+            if max(abs(v) for v in vals) > 2**63 - 1:
+                raise DataError(f"{path}:{lineno}: an id over 2^63-1; expected {EXPECTED}")
             users.append(vals[0])
             seqs.append(vals[1:])
     if not seqs:

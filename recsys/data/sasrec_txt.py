@@ -1,6 +1,7 @@
 """The SASRec format: one interaction per line, ``user item`` (1-indexed integers), in time
 order within each user (``kang205/SASRec`` ``data/*.txt``: Video.txt, Beauty.txt, Steam.txt,
-ml-1m.txt). Item ids are kept, so n_items = the largest item id; users are numbered in
+ml-1m.txt). Item ids are kept, so n_items = the largest item id (sparse ids such as
+99999999999 are remapped to 1..n and mapped back by ``recommend``: ``sequences.dense_items``); users are numbered in
 order of first appearance and keep their file ids for ``ostinato recommend --user``.
 """
 from __future__ import annotations

@@ -29,6 +29,27 @@ from ostinato.core.data import DataBundle, index_rng
 from ostinato.core.errors import ConfigError, DataError
 
 
+# Item ids are kept as they are (n_items = the largest id) while the id space is dense enough:
+# at most 2 * (distinct items) + DENSE_SLACK. Sparser ids (e.g. one item 99999999999) are
+# remapped to 1..n in increasing id order, and ``item_ids`` maps back for ``recommend``.
+DENSE_SLACK = 1000
+MAX_ID = 2**63 - 1
+
+
+def dense_items(items: np.ndarray, source: str = "") -> tuple[np.ndarray, int, np.ndarray | None]:
+    """(internal items, n_items, item_ids or None): the identity on dense 1..N ids (see above)."""
+    items = np.asarray(items, dtype=np.int64)
+    if not len(items):
+        return items, 0, None
+    if items.min() < 1:
+        raise DataError(f"{source or 'dataset'}: item id {int(items.min())}; expected item ids >= 1 (0 is padding)")
+    top = int(items.max())
+    uniq = np.unique(items)
+    if top <= 2 * len(uniq) + DENSE_SLACK:
+        return items, top, None
+    return np.searchsorted(uniq, items).astype(np.int64) + 1, len(uniq), np.concatenate([[0], uniq]).astype(np.int64)
+
+
 @dataclass
 class Interactions:
     """Chronological item sequences of all users in CSR form.
@@ -62,7 +83,10 @@ class Interactions:
         counts = np.bincount(uidx, minlength=len(uniq))
         offsets = np.zeros(len(uniq) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        n = int(items.max()) if n_items is None and len(items) else int(n_items or 0)
+        if n_items is None and item_ids is None:  # raw ids: kept if dense, else remapped
+            items, n, item_ids = dense_items(items, source)
+        else:
+            n = int(n_items or 0)
         return cls(offsets, items[perm], n, uniq[order_of_first], item_ids, source)
 
     @classmethod
@@ -72,7 +96,8 @@ class Interactions:
         np.cumsum(lens, out=offsets[1:])
         items = np.fromiter((i for s in seqs for i in s), dtype=np.int64, count=int(offsets[-1]))
         uids = np.asarray(user_ids) if user_ids is not None else np.arange(1, len(seqs) + 1)
-        return cls(offsets, items, int(items.max()) if len(items) else 0, uids, None, source)
+        items, n, item_ids = dense_items(items, source)  # raw ids: kept if dense, else remapped
+        return cls(offsets, items, n, uids, item_ids, source)
 
     @property
     def n_users(self) -> int:
@@ -340,8 +365,8 @@ def read_int_rows(path: Path, ncols: int, sep: str, what: str, mins: tuple | Non
         rows = df.to_numpy()
         if rows.shape[1] == ncols and len(rows) and all(m is None or rows[:, c].min() >= m for c, m in enumerate(mins)):
             return rows
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        pass
+    except (ValueError, OverflowError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        pass  # the line-by-line pass below names the first bad line
     for lineno, raw in enumerate(text.decode(errors="replace").splitlines(), 1):
         if not raw.strip():
             continue
@@ -351,6 +376,8 @@ def read_int_rows(path: Path, ncols: int, sep: str, what: str, mins: tuple | Non
             ok = len(vals) == ncols and all(m is None or v >= m for v, m in zip(vals, mins))
         except ValueError:
             ok = False
+        if ok and any(abs(v) > MAX_ID for v in vals):
+            raise DataError(f"{path}:{lineno}: {raw.strip()!r} has an id over 2^63-1; expected {what}")
         if not ok:
             raise DataError(f"{path}:{lineno}: expected {what}, got {raw.strip()!r}")
     raise DataError(f"{path}: no data lines; expected {what}")
