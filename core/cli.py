@@ -199,6 +199,8 @@ def cmd_data(args) -> int:
                 bad += status == "bad-checksum"
         _print_table(rows, ["dataset", "file", "status", "where"])
         return 1 if bad else 0
+    if not args.dataset and not getattr(args, "all", False):  # download
+        raise ConfigError("data download: name a dataset (see `ostinato data where`) or pass --all to fetch every public one")
     for s in specs:  # download
         if not any(f.url for f in s.files):
             if args.dataset:
@@ -253,6 +255,7 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     q = sub.add_parser("data", help="where datasets are found; verify checksums; download public ones")
     q.add_argument("action", choices=["where", "verify", "download"])
     q.add_argument("dataset", nargs="?")
+    q.add_argument("--all", action="store_true", help="download: every dataset with a public download")
     q.add_argument("--data-root")
     q.set_defaults(func=cmd_data)
 
