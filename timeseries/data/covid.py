@@ -28,7 +28,7 @@ from ostinato.core.registry import register_dataset
 
 from .. import metrics as M
 from .holt_winters import hw_baselines_many
-from .windows import ForecastWindows, check_window, with_inference
+from .windows import ForecastWindows, check_values, check_window, with_inference
 
 SADC = [
     "Angola", "Botswana", "Comoros", "Congo (Kinshasa)", "Eswatini", "Lesotho", "Madagascar", "Malawi",
@@ -82,6 +82,12 @@ def read_jhu(path) -> pd.DataFrame:
     if bad.to_numpy().any():
         r, c = np.argwhere(bad.to_numpy())[0]
         raise DataError(f"{path}:{r + 2}: column {df.columns[c + 4]!r} value {df.iloc[r, c + 4]!r} is not a number")
+    check_values(path, vals.to_numpy(np.float64), columns=list(df.columns[4:]))
+    d = pd.DatetimeIndex(dates)
+    if len(d) > 1 and (d[1:] <= d[:-1]).any():
+        i = int(np.flatnonzero(d[1:] <= d[:-1])[0]) + 1
+        raise DataError(f"{path}:1: date column {df.columns[4 + i]!r} is not after the previous one "
+                        f"{df.columns[3 + i]!r}; expected strictly increasing date columns")
     vals.columns = pd.DatetimeIndex(dates)
     vals.insert(0, "country", df["Country/Region"].to_numpy())
     return vals.groupby("country").sum(min_count=1).T.sort_index()  # (dates, countries)

@@ -37,7 +37,7 @@ from ostinato.core.registry import register_dataset
 
 from .. import metrics as M
 from .holt_winters import hw_baselines_many
-from .windows import with_inference
+from .windows import check_values, with_inference
 
 HORIZON = {"Yearly": 6, "Quarterly": 8, "Monthly": 18, "Weekly": 13, "Daily": 14, "Hourly": 48}
 PERIOD = {"Yearly": 1, "Quarterly": 4, "Monthly": 12, "Weekly": 1, "Daily": 1, "Hourly": 24}
@@ -75,6 +75,7 @@ def read_m4_wide(path) -> tuple[list[str], list[np.ndarray]]:
         r, c = np.argwhere(bad.to_numpy())[0]
         raise DataError(f"{path}:{r + 2}: column {df.columns[c + 1]!r} value {df.iloc[r, c + 1]!r} is not a number")
     arr = vals.to_numpy(np.float64)
+    check_values(path, arr, columns=list(df.columns[1:]))
     series = [row[~np.isnan(row)] for row in arr]
     return [str(v) for v in df["V1"]], series
 

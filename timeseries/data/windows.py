@@ -58,7 +58,8 @@ def read_dated_csv(path: Path, date_col: str = "date") -> pd.DataFrame:
     """Read a CSV whose first column is ``date``; every other column must be numeric.
 
     Raises a one-line DataError naming the file (and line) on: a missing date column,
-    an unparseable date, a non-numeric value, or an empty file.
+    an unparseable date, a non-numeric value, an empty file, a value that is not finite
+    or overflows float32, or a date that is not after the previous row's.
     """
     try:
         df = pd.read_csv(path)
@@ -84,8 +85,47 @@ def read_dated_csv(path: Path, date_col: str = "date") -> pd.DataFrame:
             i = int(np.flatnonzero(num.isna().to_numpy())[0])
             raise DataError(f"{path}:{i + 2}: column {col!r} is empty; expected a number (fill missing values first)")
         df[col] = num.astype(np.float64)
+        check_values(path, df[col].to_numpy(), f"column {col!r}")
+    check_dates(path, dates)
     df[date_col] = dates
     return df
+
+
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_values(path, values: np.ndarray, what: str = "value", first_line: int = 2, columns=None) -> None:
+    """Every value finite and within float32's range (the models run in float32); else a
+    one-line DataError ``path:line`` (``first_line``: the CSV line of row 0, header counted).
+    ``values`` is (N,) or (N, C) with ``columns`` naming the C columns; NaN is left to the caller."""
+    v = np.asarray(values, dtype=np.float64)
+    bad = np.isinf(v) | (np.abs(np.nan_to_num(v)) > F32_MAX)
+    if not bad.any():
+        return
+    idx = np.argwhere(bad)[0]
+    r = int(idx[0])
+    if v.ndim == 2 and columns is not None:
+        what = f"column {columns[int(idx[1])]!r}"
+    x = float(v[tuple(idx)])
+    kind = "is not finite" if np.isinf(x) else "overflows float32"
+    raise DataError(f"{path}:{r + first_line}: {what} value {x!r} {kind}; expected a finite number "
+                    f"with magnitude <= {F32_MAX:.3g}")
+
+
+def check_dates(path, dates, first_line: int = 2) -> None:
+    """Dates strictly increasing (no repeats); else a one-line DataError ``path:line``."""
+    d = pd.DatetimeIndex(dates)
+    if len(d) < 2:
+        return
+    step = d[1:] <= d[:-1]
+    if not step.any():
+        return
+    i = int(np.flatnonzero(step)[0]) + 1
+    if d[i] == d[i - 1]:
+        raise DataError(f"{path}:{i + first_line}: date {d[i]} repeats the previous line's; "
+                        "expected strictly increasing dates, one row per time step")
+    raise DataError(f"{path}:{i + first_line}: date {d[i]} is before the previous line's {d[i - 1]}; "
+                    "expected strictly increasing dates (sort the file by date)")
 
 
 def select_columns(df: pd.DataFrame, features: str, target: str, path: Path) -> tuple[np.ndarray, list[str], int]:
