@@ -1,4 +1,5 @@
-"""Enhancement of files of any length with bounded memory, and the ``ostinato enhance`` verb.
+"""Enhancement of files of any length with bounded memory: the library behind the
+``ostinato enhance`` verb (its command line is in ``cli.py``).
 
     ostinato enhance CHECKPOINT in.wav [more.wav ...] -o OUTDIR [--chunk-seconds S]
                      [--spectrogram out.png] [--keep-rate] [--threads N] [--official]
@@ -128,11 +129,25 @@ class ChunkEnhancer:
 
 
 def read_blocks(path: Path, block: int) -> tuple[int, int, Iterator[np.ndarray]]:
-    """(sample rate, frames, iterator of mono float32 blocks); channels are averaged."""
+    """(sample rate, frames, iterator of mono float32 blocks); channels are averaged.
+
+    A first pass over the file (block by block, bounded memory) rejects NaN or infinite
+    samples before anything is written, and warns once if a wav is shorter than its header says.
+    """
+    from .data.wavio import check_finite, check_length
+
     try:
         f = sf.SoundFile(str(path))
+        n = 0
+        for b in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+            check_finite(path, b, f.samplerate, offset=n)
+            n += len(b)
+        f.seek(0)
+    except DataError:
+        raise
     except Exception as e:
         raise DataError(f"{path}: unreadable audio file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    check_length(path, n)
 
     def gen():
         with f:
@@ -195,54 +210,3 @@ def save_spectrograms(noisy: np.ndarray, enhanced: np.ndarray, sr: int, path: Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def cmd_enhance(args) -> int:
-    from ostinato.core.train import load_run
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.official:
-        from .models.frcrn import load_official
-
-        model = load_official(args.checkpoint)
-    else:
-        model, _, _ = load_run(args.checkpoint, build_data_too=False)
-    model.eval()
-    if not hasattr(model, "stream") or not hasattr(model, "sample_rate"):
-        raise ConfigError(f"{args.checkpoint}: not an audio enhancement model (got {type(model).__name__})")
-    outdir = Path(args.output)
-    inputs = [Path(p) for p in args.inputs]
-    for p in inputs:
-        if not p.is_file():
-            raise DataError(f"{p}: no such file")
-        if (outdir / f"{p.stem}.wav").resolve() == p.resolve():
-            raise ConfigError(f"{p}: the output would overwrite the input; choose another -o OUTDIR")
-    total_t, total_s = 0.0, 0.0
-    for p in inputs:
-        spec = None
-        if args.spectrogram:
-            s = Path(args.spectrogram)
-            spec = s if len(inputs) == 1 else s.with_name(f"{s.stem}_{p.stem}{s.suffix or '.png'}")
-        dst = outdir / f"{p.stem}.wav"
-        r = enhance_file(model, p, dst, args.chunk_seconds, args.keep_rate, spec)
-        total_t += r["rtf"] * r["seconds"]
-        total_s += r["seconds"]
-        print(f"{p} -> {dst}  {r['seconds']:.2f} s at {r['sample_rate']} Hz  RTF {r['rtf']:.3f}")
-    print(f"enhanced {len(inputs)} file(s), {total_s:.2f} s of audio, real-time factor {total_t / total_s:.3f} "
-          f"({torch.get_num_threads()} thread(s))")
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("enhance", help="enhance noisy speech files with a trained model (audio)")
-    p.add_argument("checkpoint", help="a run directory or .pt checkpoint written by `ostinato train`")
-    p.add_argument("inputs", nargs="+", help="audio files (wav/flac/ogg, any rate, mono or multi-channel)")
-    p.add_argument("-o", "--output", required=True, help="output folder: one 16-bit wav per input")
-    p.add_argument("--chunk-seconds", type=float, default=4.0, help="window for non-causal models (default 4)")
-    p.add_argument("--spectrogram", help="save noisy and enhanced spectrograms side by side to this PNG")
-    p.add_argument("--keep-rate", action="store_true", help="write at the input's sample rate (default: the model's)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    p.add_argument("--official", action="store_true",
-                   help="CHECKPOINT is a released ClearerVoice FRCRN_SE_16K checkpoint (loaded into frcrn_double)")
-    p.set_defaults(func=cmd_enhance)

@@ -24,8 +24,8 @@
   all frames; PESQ is wide-band MOS-LQO (as SpeechScore; Loizou's MATLAB used P.862 raw).
   A frame whose LLR is undefined (silent reference, so no LPC fit) counts as 0, as
   SpeechScore's ``nan_to_num`` does. Signals must be 16 kHz or 8 kHz for PESQ.
-- ``si_snr_torch``: the training loss's SI-SNR (released ``cal_SISNR``): zero-mean signals,
-  EPS 1e-6, differentiable, per batch element.
+
+FRCRN's training loss (SI-SNR, ``si_snr_torch``) belongs to the model: ``models/losses.py``.
 """
 from __future__ import annotations
 
@@ -34,17 +34,6 @@ import torch
 from scipy.linalg import solve_toeplitz
 
 _EPS64 = float(np.finfo(np.float64).eps)
-
-
-def si_snr_torch(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """(B, N), (B, N) -> (B,) SI-SNR in dB (zero-mean, released FRCRN loss convention)."""
-    ref = ref - ref.mean(dim=-1, keepdim=True)
-    est = est - est.mean(dim=-1, keepdim=True)
-    energy = (ref**2).sum(dim=-1, keepdim=True) + eps
-    target = (ref * est).sum(dim=-1, keepdim=True) * ref / energy  # (B, N)
-    noise = est - target
-    ratio = (target**2).sum(dim=-1) / ((noise**2).sum(dim=-1) + eps)
-    return 10 * torch.log10(ratio + eps)
 
 
 def si_sdr(ref: np.ndarray, deg: np.ndarray) -> float:

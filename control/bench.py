@@ -70,8 +70,7 @@ def env_steps_per_s(env: str, n: int = 200, **kw) -> float:
 
 def _ensure_demos(env: str, episodes: int, folder: str = "", first_seed: int = 0) -> None:
     """Top up the cached demos of ``env`` (or ``folder`` beside them, e.g. held-out ones) to ``episodes``."""
-    from .data.demos import collect
-    from .domain import default_demo_dir
+    from .data.demos import collect, default_demo_dir
     from .envs import EnvConfig
 
     d = default_demo_dir(env).parent / folder if folder else default_demo_dir(env)

@@ -1,8 +1,6 @@
 """The control domain as the core sees it (entry point ostinato.domains:control).
 
-Verbs: ``ostinato control setup-render [PREFIX]`` (private Mesa 25 lavapipe for ManiSkill on
-a CPU machine), ``ostinato control collect ENV --episodes N [--out DIR]`` (oracle demos),
-``ostinato ls envs`` (which envs work here).
+Its verbs (``ostinato control setup-render|collect``, ``ostinato bench control``) are in ``cli.py``.
 """
 from __future__ import annotations
 
@@ -10,66 +8,20 @@ from pathlib import Path
 
 from ostinato.core.domain import Domain
 
-from . import bench as _bench
+from . import cli
 from .data import episodic as _episodic  # noqa: F401  (registers control_demos)
-from .envs import EnvConfig, list_envs
+from .envs import list_envs
 from .evaluate import ControlEvalConfig, evaluate
 from .models import muvla as _muvla  # noqa: F401  (registers muvla*)
 from .models import recurrent as _recurrent  # noqa: F401  (registers lstm_policy*)
-
-
-
-def default_demo_dir(env: str) -> Path:
-    from ostinato.core.data import CACHE_DIR
-
-    return CACHE_DIR / "control" / "demos" / env
-
-
-def _cmd_setup_render(args) -> int:
-    from .envs.render import setup_render
-
-    setup_render(args.prefix or None, force=args.force)
-    return 0
-
-
-def _cmd_collect(args) -> int:
-    from .data.demos import collect
-
-    cfg = EnvConfig(env=args.env, obs_mode=args.obs_mode, image_size=args.image_size, robot=args.robot,
-                    lowpoly=not args.no_lowpoly, max_episode_steps=args.max_steps)
-    out = Path(args.out) if args.out else default_demo_dir(args.env)
-    collect(cfg, args.episodes, out, seed=args.seed, keep_failures=args.keep_failures)
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("control", help="control domain tools: setup-render, collect")
-    verbs = p.add_subparsers(dest="control_verb", required=True)
-    q = verbs.add_parser("setup-render", help="install a private Mesa 25 lavapipe so ManiSkill renders on a CPU (root, apt)")
-    q.add_argument("prefix", nargs="?", default="", help="install folder (default ~/.cache/ostinato/mesa-lvp25)")
-    q.add_argument("--force", action="store_true", help="reinstall even if PREFIX already holds it")
-    q.set_defaults(func=_cmd_setup_render)
-    q = verbs.add_parser("collect", help="record oracle demonstrations, one .npz per episode")
-    q.add_argument("env", help="env name (see `ostinato ls envs`), e.g. cue_task, RememberColor3-v0, PushCube-v1")
-    q.add_argument("--episodes", type=int, default=100)
-    q.add_argument("--out", default="", help="output folder (default ~/.cache/ostinato/control/demos/ENV)")
-    q.add_argument("--obs-mode", default="rgb", choices=["rgb", "state"])
-    q.add_argument("--image-size", type=int, default=64)
-    q.add_argument("--robot", default="", help="robot uid (default: panda on CPU for MIKASA tasks)")
-    q.add_argument("--no-lowpoly", action="store_true", help="render the full-detail Panda meshes")
-    q.add_argument("--max-steps", type=int, default=0, help="episode time limit (0: the task's)")
-    q.add_argument("--seed", type=int, default=0, help="first episode seed")
-    q.add_argument("--keep-failures", action="store_true", help="also keep episodes the oracle failed")
-    q.set_defaults(func=_cmd_collect)
-
 
 DOMAIN = Domain(
     name="control",
     recipes_dir=Path(__file__).parent / "recipes",
     evaluate=evaluate,
     eval_config=ControlEvalConfig,
-    bench=_bench.bench,
-    add_cli=add_cli,
+    bench=cli.bench,
+    add_cli=cli.add_cli,
     listings={"envs": list_envs},
     eval_needs_data=False,  # rollouts: the env settings are in the checkpoint (DataBundle.inference)
 )

@@ -9,29 +9,17 @@ from pathlib import Path
 
 from ostinato.core.domain import Domain
 
+from . import cli
 from .data import covid, custom, ett, m4, synthetic, ucr  # noqa: F401  (registers datasets)
 from .evaluate import TimeseriesEvalConfig, evaluate
 from .models import chimera, dlinear, es_rnn, mes_lstm, seasonal_naive  # noqa: F401  (registers models)
-
-
-def _bench(quick: bool = False, out=None):
-    from .bench import bench
-
-    return bench(quick=quick, out=out)
-
-
-def _add_cli(sub) -> None:
-    from .forecast import add_cli
-
-    add_cli(sub)
-
 
 DOMAIN = Domain(
     name="timeseries",
     recipes_dir=Path(__file__).parent / "recipes",
     evaluate=evaluate,
     eval_config=TimeseriesEvalConfig,
-    bench=_bench,
-    add_cli=_add_cli,
+    bench=cli.bench,
+    add_cli=cli.add_cli,
     datasets=[*ett.ETT_SPECS, *custom.CUSTOM_SPECS, *ucr.UCR_SPECS, *m4.M4_SPECS, *covid.COVID_SPECS],
 )

@@ -1,4 +1,7 @@
-"""``ostinato forecast CHECKPOINT --csv FILE [--horizon H] [--out preds.csv] [--plot out.png]``
+"""Forecasting beyond a CSV with a trained run: the library behind the ``ostinato forecast`` verb
+(its command line is in ``cli.py``)::
+
+    ostinato forecast CHECKPOINT --csv FILE [--horizon H] [--out preds.csv] [--plot out.png]
 
 Predicts the future beyond the last row of a dated CSV with a trained forecasting run:
 
@@ -18,7 +21,6 @@ Predicts the future beyond the last row of a dated CSV with a trained forecastin
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +48,7 @@ def prepare_input(model, cfg, data, df: pd.DataFrame, csv: Path) -> tuple[dict, 
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise DataError(f"{csv}: missing column(s) {missing}; the model was trained on {cols} (target last)")
-    L, n_out = int(cfg.model["seq_len"]), int(cfg.model.get("out_vars") or len(cols))
+    L, n_out = int(cfg.model.seq_len), int(getattr(cfg.model, "out_vars", 0) or len(cols))
     if len(df) < L:
         raise DataError(f"{csv}: {len(df)} rows, too short for the model's look-back seq_len={L}")
     raw = df[cols].to_numpy(np.float64)  # (N, C)
@@ -65,12 +67,12 @@ def prepare_input(model, cfg, data, df: pd.DataFrame, csv: Path) -> tuple[dict, 
     batch = {"x": torch.as_tensor(z[-L:], dtype=torch.float32)[None], "t0": torch.tensor([len(z) - L])}  # (1, L, C)
     if meta.get("freq"):  # calendar features of the look-back (TSLib timeenc=1), for models that read x_mark
         batch["x_mark"] = torch.as_tensor(time_features(df["date"].iloc[-L:], meta["freq"]))[None]  # (1, L, F)
-    if cfg.data.get("holt_winters"):
+    if getattr(cfg.data, "holt_winters", False):
         from .data.holt_winters import hw_baselines
 
-        period = int(cfg.data.get("hw_period") or meta.get("period") or 1)
-        H = int(cfg.model["pred_len"])
-        parts = [hw_baselines(z[:, c], len(z), period, H, cfg.data.get("hw_init", "estimated")) for c in range(z.shape[1] - n_out, z.shape[1])]
+        period = int(getattr(cfg.data, "hw_period", 0) or meta.get("period") or 1)
+        H = int(cfg.model.pred_len)
+        parts = [hw_baselines(z[:, c], len(z), period, H, getattr(cfg.data, "hw_init", "estimated")) for c in range(z.shape[1] - n_out, z.shape[1])]
         batch["x_base"] = torch.as_tensor(np.stack([b[-L:] for b, _ in parts], 1), dtype=torch.float32)[None]  # (1, L, C_out)
         batch["y_base"] = torch.as_tensor(np.stack([f[-1] for _, f in parts], 1), dtype=torch.float32)[None]  # (1, H, C_out)
     return batch, {"loc": loc, "scale": scale, "cols": cols[-n_out:]}
@@ -82,7 +84,7 @@ def forecast(model, cfg, data, csv: Path, horizon: int = 0, alpha: float = 0.05,
         raise ConfigError(f"this run is a {data.inference.get('task')} model; `ostinato forecast` needs a forecasting run")
     df = read_dated_csv(csv)
     batch, sc = prepare_input(model, cfg, data, df, csv)
-    H = int(cfg.model["pred_len"])
+    H = int(cfg.model.pred_len)
     horizon = horizon or H
     model.eval()
     pred = model.predict(batch)  # (1, H, C_out)
@@ -134,39 +136,3 @@ def plot(out: pd.DataFrame, path: Path, n_history: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def run(args: argparse.Namespace) -> int:
-    from ostinato.core.train import load_run
-
-    # the scaler and columns come from the checkpoint; a run saved before they were rebuilds its data
-    model, cfg, data = load_run(args.checkpoint, data_root=args.data_root, overrides=list(args.overrides),
-                                build_data_too=False, rebuild_if_old=True)
-    csv = Path(args.csv)
-    if not csv.exists():
-        raise DataError(f"{csv}: no such file")
-    if args.horizon < 0:
-        raise ConfigError(f"--horizon {args.horizon}: expected a positive number of steps")
-    out = forecast(model, cfg, data, csv, args.horizon, args.alpha, args.n_samples)
-    dest = Path(args.out) if args.out else csv.with_name(csv.stem + "_forecast.csv")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(dest, index=False)
-    print(f"wrote {len(out)} forecast rows to {dest}")
-    if args.plot:
-        plot(out, Path(args.plot), n_history=4 * int(cfg.model["seq_len"]))
-        print(f"wrote plot {args.plot}")
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("forecast", help="forecast beyond the last row of a CSV with a trained timeseries run")
-    p.add_argument("checkpoint", help="run directory or .pt written by `ostinato train`")
-    p.add_argument("--csv", required=True, help="CSV with a date column and the columns the model was trained on")
-    p.add_argument("--horizon", type=int, default=0, help="steps to forecast (default: the model's pred_len)")
-    p.add_argument("--out", default="", help="output CSV (default: <csv stem>_forecast.csv beside the input)")
-    p.add_argument("--plot", default="", help="also write a PNG of history, forecast and interval")
-    p.add_argument("--alpha", type=float, default=0.05, help="interval level: central 1 - alpha (default 0.05)")
-    p.add_argument("--n-samples", type=int, default=100, help="posterior samples for Bayesian intervals")
-    p.add_argument("--data-root", default=None, help="where the run's training data is (only for runs saved without their scaler)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides of the run config (rarely needed)")
-    p.set_defaults(func=run)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ostinato.core.domain import Domain
 
+from . import cli
 from .data import kth as _kth  # noqa: F401  (registers datasets)
 from .data import mnist as _mnist
 from .data import synthetic as _synthetic  # noqa: F401
@@ -16,17 +17,11 @@ from .models import convs5 as _convs5  # noqa: F401
 from .models import pfgnet as _pfgnet  # noqa: F401
 
 
-def bench(quick: bool = False, out: Path | None = None) -> dict:
-    from .bench import run
-
-    return run(quick=quick, out=out)
-
-
 DOMAIN = Domain(
     name="vision",
     recipes_dir=Path(__file__).parent / "recipes",
     evaluate=evaluate,
     eval_config=VisionEvalConfig,
-    bench=bench,
+    bench=cli.bench,
     datasets=[_mnist.MNIST_SPEC, _mnist.MMNIST_TEST_SPEC, _taxibj.TAXIBJ_SPEC, _kth.KTH_SPEC],
 )

@@ -46,9 +46,9 @@ from ostinato.core.errors import ConfigError
 from ostinato.core.layers.fsmn import ComplexFSMN, FSMNConfig
 from ostinato.core.registry import register_model
 
-from ..metrics import si_snr_torch
 from ..stft import STFT, StreamingISTFT, StreamingSTFT, STFTShape, resolve_stft
 from .complex_nn import ComplexBatchNorm2d, ComplexConv2d, ComplexConvTranspose2d, ComplexSE, FreqFSMN, TimeFSMN, ccat, cmul
+from .losses import si_snr_torch
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from ostinato.core.data import CACHE_DIR
 from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.io import atomic_write
 from ostinato.core.progress import Progress
@@ -27,6 +28,11 @@ from ostinato.core.progress import Progress
 from ..envs import EnvConfig, make_env
 
 KEYS = ("proprio", "action", "reward", "success", "done", "is_first", "is_last")
+
+
+def default_demo_dir(env: str) -> Path:
+    """Where ``ostinato control collect ENV`` writes demos (and the bench reads them) by default."""
+    return CACHE_DIR / "control" / "demos" / env
 
 
 def episode_from_steps(obs: list[dict], actions, rewards, successes, instruction: str, env: str, seed: int) -> dict:

@@ -79,7 +79,7 @@ from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.registry import register_dataset
 
 from ..envs import EnvConfig
-from ..models.encoders import tokenize
+from .tokens import tokenize
 
 
 def action_jumps(a, change: float):

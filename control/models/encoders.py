@@ -7,22 +7,13 @@ proprioception token, ``max_tokens`` instruction tokens (words hashed into ``voc
 """
 from __future__ import annotations
 
-import re
 import warnings
-import zlib
 
 import numpy as np
 import torch
 from torch import nn
 
-
-def tokenize(text: str, vocab: int = 512, max_len: int = 16) -> np.ndarray:
-    """Words -> ids in [1, vocab) by CRC32 hashing (deterministic across processes); 0 pads."""
-    words = re.findall(r"[a-z0-9]+", str(text).lower())[:max_len]
-    ids = np.zeros(max_len, np.int64)
-    for i, w in enumerate(words):
-        ids[i] = 1 + zlib.crc32(w.encode()) % (vocab - 1)
-    return ids
+from ..data.tokens import tokenize
 
 
 def make_image_encoder(name: str, pretrained: bool, stage: int = -1, args: dict | None = None) -> nn.Module:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from ostinato.audio.metrics import si_snr_torch
+from ostinato.audio.models.losses import si_snr_torch
 from ostinato.audio.models.frcrn import FRCRNDoubleConfig, geometry, official_key
 from ostinato.core.errors import ConfigError
 from ostinato.core.registry import create_model

@@ -41,10 +41,11 @@ def test_two_phase_bench_runs_end_to_end_at_a_tiny_budget(monkeypatch, tmp_path)
 
     import numpy as np
 
-    from ostinato.control import bench, domain
+    from ostinato.control import bench
+    from ostinato.control.data import demos as demo_files
 
     demos = tmp_path / "demos"
-    monkeypatch.setattr(domain, "default_demo_dir", lambda env: demos / env)
+    monkeypatch.setattr(demo_files, "default_demo_dir", lambda env: demos / env)
     monkeypatch.setattr(bench, "TWO_PHASE_DEMOS", 16)
     env = "RememberColor3-v0"
     extra = [f"data.demos={demos / env}", f"data.val_demos={demos / f'{env}_val'}",
