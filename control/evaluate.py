@@ -11,7 +11,7 @@ chunk, so the memory is updated every step; ``open_loop`` executes the whole chu
 actions before re-planning, so the memory is updated only every C steps (stale for C-1 of
 C steps, as the muVLA paper warns); ``ensemble`` re-plans every step like ``receding`` and executes ACT's temporal
 ensemble (Zhao et al. 2023, not muVLA's execution): the average of the actions that the last C chunks planned for
-this step, weighted ``exp(-ensemble_k * i)`` with i = 0 for the oldest plan. ``save_gifs=DIR`` writes the first ``gif_episodes``
+this step, weighted ``exp(-ensemble_k * i)`` with i = 0 for the oldest plan. ``save_dir=DIR`` writes the first ``gif_episodes``
 rollouts as GIFs.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ class ControlEvalConfig:
     ensemble_k: float = 0.01  # temporal-ensemble weight decay (ACT's m), execution=ensemble only
     max_steps: int = 0  # 0: the env's own time limit
     parallel: int = 0  # envs stepped in lockstep in this process; 0: 16 for cue_task, 1 for simulators
-    save_gifs: str = ""  # folder for rollout GIFs (filled by `ostinato eval --save-gifs DIR`)
+    save_dir: str = ""  # folder for rollout GIFs (filled by `ostinato eval --save-dir DIR`)
     gif_episodes: int = 2
 
 
@@ -207,7 +207,7 @@ def evaluate(model, data, split: str, cfg) -> dict[str, float]:
     n = ev.val_episodes if split == "val" else ev.episodes
     base = VAL_SEED_BASE if split == "val" else TEST_SEED_BASE
     env_cfg = EnvConfig(**data.inference["env"])  # from the checkpoint: `ostinato eval` builds no data
-    gifs = ev.save_gifs
+    gifs = ev.save_dir
     out: dict[str, float] = {}
     windows = data.meta.get("val_windows")
     if split == "val" and windows is None and (cfg.data or {}).get("val_demos"):

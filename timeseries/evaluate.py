@@ -42,8 +42,8 @@ class TimeseriesEvalConfig:
     n_samples: int = 100  # posterior samples for the Bayesian interval head (MES-LSTM)
     intervals: bool = True  # compute interval metrics when the model provides intervals
     anomaly_ratio: float = 1.0  # percent of points flagged as anomalous (TSLib anomaly_ratio)
-    save_gifs: str = ""  # `ostinato eval --save-gifs DIR`: write forecast plots (PNG) there
-    n_plots: int = 4  # how many windows to plot with save_gifs
+    save_dir: str = ""  # `ostinato eval --save-dir DIR`: write forecast plots (PNG) there
+    n_plots: int = 4  # how many windows to plot with save_dir
 
     def validate(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -232,6 +232,6 @@ def evaluate(model, data, split: str, cfg) -> dict[str, float]:
         return anomaly_metrics(model, data, split, ev)
     r = collect_forecasts(model, data, split, ev)
     res = forecast_metrics(r, data.meta, ev)
-    if ev.save_gifs:
-        plot_forecasts(r, data.meta, Path(ev.save_gifs), ev.n_plots)
+    if ev.save_dir:
+        plot_forecasts(r, data.meta, Path(ev.save_dir), ev.n_plots)
     return res

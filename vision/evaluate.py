@@ -2,7 +2,7 @@
 
 ``evaluate(model, data, split, cfg)`` runs ``model(frames_in, n_out)`` over a split and returns
 ``{"mse", "mae", "ssim", "psnr"}`` (conventions in :mod:`ostinato.vision.metrics`). With
-``eval.save_gifs=DIR`` (``ostinato eval RUN --save-gifs DIR``) it also writes, for the first
+``eval.save_dir=DIR`` (``ostinato eval RUN --save-dir DIR``) it also writes, for the first
 ``n_gifs`` sequences, ``DIR/<split>_<i>.gif`` (left: input then ground truth; right: input
 then prediction) and ``DIR/<split>_<i>.png`` (rows: input, truth, prediction).
 """
@@ -30,7 +30,7 @@ class VisionEvalConfig:
     n_out: int = 0  # frames to predict; 0: as many as the split's targets
     max_samples: int = 0  # evaluate only the first N sequences; 0: all
     horizon_marks: list[int] = field(default_factory=list)  # also report metric@t at these frames (1-based)
-    save_gifs: str = ""  # folder for GIF/PNG visualisations; empty: none
+    save_dir: str = ""  # folder for GIF/PNG visualisations; empty: none
     n_gifs: int = 4
     gif_fps: float = 5.0
     max_grid_frames: int = 20  # columns of the PNG grid (frames are subsampled beyond this)
@@ -72,7 +72,7 @@ def evaluate(model, data, split: str, cfg) -> dict[str, float]:
         y = y[:, :n_out]
         pred = predict(model, x, n_out)
         acc.update(pred, y)
-        if ecfg.save_gifs and len(shown) < ecfg.n_gifs:
+        if ecfg.save_dir and len(shown) < ecfg.n_gifs:
             for i in range(min(len(x), ecfg.n_gifs - len(shown))):
                 shown.append((x[i], y[i], pred[i]))
     out = acc.compute()
@@ -82,8 +82,8 @@ def evaluate(model, data, split: str, cfg) -> dict[str, float]:
             if 1 <= t <= len(next(iter(steps.values()))):
                 for k, v in steps.items():
                     out[f"{k}@{t}"] = v[t - 1]
-    if ecfg.save_gifs:
-        save_visuals(shown, Path(ecfg.save_gifs), split, ecfg.gif_fps, ecfg.max_grid_frames)
+    if ecfg.save_dir:
+        save_visuals(shown, Path(ecfg.save_dir), split, ecfg.gif_fps, ecfg.max_grid_frames)
     return out
 
 

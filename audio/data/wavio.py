@@ -1,8 +1,9 @@
 """Audio file I/O (soundfile), resampling (torchaudio) and paired-file discovery.
 
 Every user-input problem raises a one-line ``DataError`` naming the file: unreadable or
-missing files, a channel count other than mono (unless asked to downmix), a sample rate
+missing files, NaN or infinite samples (the first one's index and time), a channel count other than mono (unless asked to downmix), a sample rate
 other than the model's (unless asked to resample), noisy/clean pairs of unequal length.
+A wav shorter than its header declares (a truncated copy) is read with one warning line.
 
 Pair sources (``find_pairs``), each giving ``(name, noisy_path, clean_path)`` triples:
 
@@ -43,6 +44,61 @@ def resample(x: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     return y.numpy()
 
 
+def wav_declared_frames(path: str | Path) -> int | None:
+    """Frames a RIFF/WAVE file's ``data`` chunk header declares (None: not a plain wav, or
+    a streaming header with no size)."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            align = None
+            while True:
+                ch = f.read(8)
+                if len(ch) < 8:
+                    return None
+                cid, size = ch[:4], struct.unpack("<I", ch[4:])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(size)
+                    if len(fmt) >= 14:
+                        align = struct.unpack("<H", fmt[12:14])[0]
+                    if size % 2:
+                        f.read(1)
+                    continue
+                if cid == b"data":
+                    if not align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // align
+                f.seek(size + (size % 2), 1)
+    except OSError:
+        return None
+
+
+def check_length(path: str | Path, frames: int) -> None:
+    """One warning line on stderr when a wav holds fewer frames than its header declares."""
+    from ostinato.core.data import warn_once
+
+    want = wav_declared_frames(path)
+    if want is not None and frames < want:
+        warn_once(f"truncated:{path}", f"{path}: truncated wav, its header declares {want} samples "
+                                       f"but only {frames} could be read; using the {frames}")
+
+
+def check_finite(path: str | Path, x: np.ndarray, sample_rate: int, offset: int = 0) -> None:
+    """A DataError naming the file and the first sample that is NaN or infinite.
+    ``x`` is (N,) or (N, C); ``offset`` is the index of its first frame in the file."""
+    ok = np.isfinite(x)
+    if ok.all():
+        return
+    i = int(np.flatnonzero(~ok.reshape(len(x), -1).all(axis=1))[0]) + offset
+    v = x.reshape(len(x), -1)[i - offset]
+    v = v[~np.isfinite(v)][0]
+    raise DataError(f"{path}: sample {i} (t = {i / sample_rate:.3f} s) is {float(v)}; "
+                    "expected finite audio samples (no NaN or inf)")
+
+
 def read_audio(
     path: str | Path,
     sample_rate: int | None = None,
@@ -57,6 +113,8 @@ def read_audio(
         x, sr = sf.read(str(p), dtype="float32", always_2d=True)  # (N, C)
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError
         raise DataError(f"{p}: unreadable audio file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    check_finite(p, x, sr)
+    check_length(p, len(x))
     if x.shape[1] != 1:
         if not downmix:
             raise DataError(f"{p}: {x.shape[1]} channels, expected mono (1 channel)")
