@@ -177,6 +177,8 @@ def _specs(name: str | None):
 def cmd_data(args) -> int:
     from . import data as D
 
+    if args.action == "download" and not args.dataset and not getattr(args, "all", False):
+        raise ConfigError("data download: name a dataset (see `ostinato data where`) or pass --all to fetch every public one")
     specs = _specs(args.dataset)
     if args.action == "where":
         print("search order: " + " -> ".join(f"{label} {p}" for label, p in D.data_roots(args.data_root)) + " -> shipped samples")
@@ -199,8 +201,6 @@ def cmd_data(args) -> int:
                 bad += status == "bad-checksum"
         _print_table(rows, ["dataset", "file", "status", "where"])
         return 1 if bad else 0
-    if not args.dataset and not getattr(args, "all", False):  # download
-        raise ConfigError("data download: name a dataset (see `ostinato data where`) or pass --all to fetch every public one")
     for s in specs:  # download
         if not any(f.url for f in s.files):
             if args.dataset:
