@@ -15,6 +15,7 @@ each item carries its country index. MASE uses the lag-1 in-sample scale (``mase
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -74,6 +75,9 @@ def read_jhu(path) -> pd.DataFrame:
     dates = []
     for col in df.columns[4:]:
         d = parse_jhu_date(col)
+        dup = re.fullmatch(r"(.+)\.\d+", col)  # pandas renames a repeated header 'D' to 'D.1'
+        if d is None and dup and parse_jhu_date(dup.group(1)) is not None:
+            raise DataError(f"{path}:1: date column {dup.group(1)!r} appears twice; expected strictly increasing date columns")
         if d is None:
             raise DataError(f"{path}: column header {col!r} is not a date in M/D/YY or M/D/YYYY form")
         dates.append(d)
