@@ -7,7 +7,9 @@ batch within the epoch), early-stopping state, the resolved config and the ostin
 """
 from __future__ import annotations
 
+import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +79,63 @@ def _load_reason(e: BaseException) -> str:
         return f"the file is truncated or corrupted; {_EXPECTED}"
     first = re.sub(r"\x1b\[[0-9;]*m", "", msg).strip().splitlines()[0] if msg.strip() else type(e).__name__
     return f"{first[:200]}; {_EXPECTED}"
+
+
+# ----------------------------------------------------------------------------- training runs
+LAST, PREVIOUS, DIVERGED = "last.pt", "last.prev.pt", "last.diverged.pt"
+
+
+def training_state(
+    *, model: torch.nn.Module, optim: torch.optim.Optimizer, sched: Any, scaler: Any, ema: torch.nn.Module | None,
+    pos: dict[str, Any], config: dict[str, Any], extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything ``--resume`` needs (``last.pt``); ``extra``: ``inference``, ``model_kwargs``, ``version``."""
+    snap = {
+        "model": model.state_dict(), "optim": optim.state_dict(), "sched": sched.state_dict(),
+        "scaler": scaler.state_dict(), "pos": dict(pos), "rng": rng_state(), "config": config, **extra,
+    }
+    if ema is not None:
+        snap["ema"] = ema.state_dict()
+    return snap
+
+
+def save_last(obj: dict[str, Any], out: Path) -> None:
+    """Write ``out/last.pt`` atomically; the file it replaces stays as ``last.prev.pt`` (a hard
+    link, so no copy), the fallback when the newest turns out to hold diverged weights."""
+    last = Path(out) / LAST
+    if last.exists():
+        tmp = last.with_name(f".{PREVIOUS}.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(last, tmp)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(last, tmp)
+        os.replace(tmp, last.with_name(PREVIOUS))
+    save(obj, last)
+
+
+def _good(path: Path, before_step: int) -> bool:
+    """``path`` holds finite weights from a step before ``before_step``."""
+    if not path.exists():
+        return False
+    try:
+        state = load(path)
+    except DataError:
+        return False
+    finite = all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    return finite and int(state["pos"]["step"]) < before_step
+
+
+def roll_back(out: Path, bad_step: int) -> int | None:
+    """After a non-finite loss computed from the weights of step ``bad_step``: make ``last.pt``
+    the newest checkpoint from before ``bad_step`` with finite weights and return its step;
+    ``None`` when there is none (a diverged ``last.pt`` is moved to ``last.diverged.pt``)."""
+    out = Path(out)
+    last, prev = out / LAST, out / PREVIOUS
+    if not _good(last, bad_step):
+        if last.exists():
+            os.replace(last, out / DIVERGED)
+        if not _good(prev, bad_step):
+            return None
+        os.replace(prev, last)
+    return int(load(last)["pos"]["step"])

@@ -1,6 +1,7 @@
 """The training loop: learning, resume after SIGKILL, atomic checkpoints, NaN stop, DDP."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -120,16 +121,35 @@ def test_checkpoint_write_killed_midway_leaves_previous_file(tmp_path):
     assert all(q.endswith(".tmp") for q in leftovers)  # only an orphaned temp file, never a torn last.pt
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    cmd = [sys.executable, "-m", "ostinato.core.cli", "train", "core/toy_seq", "--out", str(tmp_path), "--quiet",
-           "optim.name=sgd", "optim.lr=1e12", "sched.name=constant", "trainer.grad_clip=0", "trainer.ckpt_every_steps=1"]
+def _nan_run(out, lr):
+    cmd = [sys.executable, "-m", "ostinato.core.cli", "train", "core/toy_seq", "--out", str(out), "--quiet",
+           "optim.name=sgd", f"optim.lr={lr}", "sched.name=constant", "trainer.grad_clip=0", "trainer.ckpt_every_steps=1",
+           "trainer.max_steps=60"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
     assert r.returncode == 1, r.stderr
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "non-finite loss" in lines[0] and "last good checkpoint" in lines[0]
+    assert len(lines) == 1 and "non-finite loss" in lines[0], lines
+    return lines[0]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    # lr 10 diverges after a few steps: the loss at step N comes from the weights of step N-1, so the
+    # checkpoint of step N-1 (written after the diverging update) is not kept; step N-2's is
+    line = _nan_run(tmp_path, 10)
+    n = int(re.search(r"at step (\d+)", line).group(1))
+    kept = int(re.search(r"last good checkpoint is \S+last.pt \(step (\d+)\)", line).group(1))
+    assert n >= 3 and kept == n - 2, line
     state = ckpt.load(tmp_path / "last.pt")
-    assert state["pos"]["step"] >= 1
+    assert state["pos"]["step"] == kept
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert ckpt.load(tmp_path / "last.diverged.pt")["pos"]["step"] == n - 1  # set aside, not deleted
+
+
+def test_nan_at_the_second_step_keeps_no_checkpoint(tmp_path):
+    # lr 1e12: the first update already diverges, so no checkpoint holds weights with a finite loss
+    line = _nan_run(tmp_path, 1e12)
+    assert "at step 2" in line and "no checkpoint from before the divergence" in line, line
+    assert not (tmp_path / "last.pt").exists() and (tmp_path / "last.diverged.pt").exists()
 
 
 def test_ddp_two_processes_match_single_process(tmp_path):
@@ -208,3 +228,73 @@ def test_init_from_starts_from_a_checkpoints_weights_and_rejects_a_misfit(tmp_pa
     assert any(not torch.equal(c["model"][k], v) for k, v in a.items())  # without it: the fresh init
     with pytest.raises(ConfigError, match="init_from.*do not fit"):
         fit(_cfg("model.d_model=8", f"trainer.init_from={tmp_path / 'a' / 'last.pt'}"), tmp_path / "d", quiet=True)
+
+
+def _cut_at(monkeypatch, call):
+    """Make ToySeq.loss raise KeyboardInterrupt (a kill) at its ``call``-th call; returns undo()."""
+    from ostinato.core import tasks
+
+    real, calls = tasks.ToySeq.loss, {"n": 0}
+
+    def dying_loss(self, batch):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return real(self, batch)
+
+    monkeypatch.setattr(tasks.ToySeq, "loss", dying_loss)
+    return lambda: monkeypatch.setattr(tasks.ToySeq, "loss", real)
+
+
+def test_resume_refuses_a_changed_config_but_takes_a_new_budget(tmp_path):
+    fit(_cfg("trainer.max_steps=5"), tmp_path, quiet=True)
+    with pytest.raises(ConfigError, match=r"config differs.*optim\.lr \(0\.01 -> 0\.5\)") as e:
+        fit(_cfg("trainer.max_steps=5", "optim.lr=0.5", "model.dropout=0.3"), tmp_path, resume=True, quiet=True)
+    assert "model.dropout" in str(e.value) and e.value.exit_code == 2
+    assert ckpt.load(tmp_path / "last.pt")["config"]["optim"]["lr"] == 0.01  # nothing was recorded
+    # the budget may change on resume (core.resume.MAY_CHANGE), and then takes effect: a finished run goes on
+    res = fit(_cfg("trainer.max_steps=9", "trainer.log_every_s=5"), tmp_path, resume=True, quiet=True)
+    state = ckpt.load(tmp_path / "last.pt")
+    assert res["steps"] == state["pos"]["step"] == 9
+    assert state["config"]["trainer"]["max_steps"] == 9 and state["config"]["trainer"]["log_every_s"] == 5
+    rows = [r.split(",") for r in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
+    assert [int(r[0]) for r in rows if r[3] == "train/loss"] == list(range(1, 10))
+    from ostinato.core.resume import MAY_CHANGE
+
+    doc = (Path(__file__).parents[2] / "docs" / "core.md").read_text()
+    assert all(f"`{k}`" in doc for k in MAY_CHANGE)
+
+
+def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path, monkeypatch, capsys):
+    undo = _cut_at(monkeypatch, 3)  # killed at step 3, before any checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        fit(_cfg("trainer.max_steps=6"), tmp_path, quiet=True)
+    undo()
+    assert not (tmp_path / "last.pt").exists()
+    capsys.readouterr()
+    res = fit(_cfg("trainer.max_steps=6"), tmp_path, resume=True, quiet=True)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no checkpoint yet" in err[0] and "starting from scratch" in err[0]
+    fit(_cfg("trainer.max_steps=6"), tmp_path / "plain", quiet=True)
+    assert res["steps"] == 6 and res == json.loads((tmp_path / "plain" / "results.json").read_text()) | {
+        "train_time_s": res["train_time_s"]}
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows.count("step,epoch,time_s,name,value") == 1 and len(rows) == len(
+        (tmp_path / "plain" / "metrics.csv").read_text().splitlines())
+
+
+def test_train_time_counts_the_whole_run_after_a_resume(tmp_path, monkeypatch):
+    over = ("trainer.max_epochs=2", "trainer.ckpt_every_steps=5")
+    undo = _cut_at(monkeypatch, 13)  # killed after the checkpoint at step 10
+    with pytest.raises(KeyboardInterrupt):
+        fit(_cfg(*over), tmp_path, quiet=True)
+    undo()
+    state = ckpt.load(tmp_path / "last.pt")
+    assert state["pos"]["step"] == 10
+    state["pos"]["elapsed"] = 1000.0  # as if the first part had trained for 1000 s
+    ckpt.save(state, tmp_path / "last.pt")
+    res = fit(_cfg(*over), tmp_path, resume=True, quiet=True)
+    assert 1000.0 < res["train_time_s"] < 1000.0 + 300
+    assert json.loads((tmp_path / "results.json").read_text())["train_time_s"] == res["train_time_s"]
+    rows = [r.split(",") for r in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
+    assert all(float(r[2]) > 1000 for r in rows if int(r[0]) > 10)
