@@ -147,12 +147,12 @@ def check_declared(relpath: str, path: Path) -> None:
     f = _DECLARED.get(relpath)
     if f is None or not path.is_file():
         return
-    if not f.sha256:
-        warn_once(str(path), f"{path}: no checksum is declared for {relpath}; using it unverified")
-        return
     size = path.stat().st_size
     if f.size is not None and size != f.size:
         why = f"{size} bytes, expected {f.size}"
+    elif not f.sha256:
+        warn_once(str(path), f"{path}: no checksum is declared for {relpath}; using it unverified")
+        return
     else:
         digest = _digest(path)
         if digest == f.sha256:

@@ -189,6 +189,16 @@ def test_m4_reader_rejects_inf(tmp_path):
     one_line(str(e.value), f"{p}:3:", "'V3'", "not finite")
 
 
+def test_ucr_reader_rejects_inf(tmp_path):
+    from ostinato.timeseries.data.ucr import read_ucr_tsv
+
+    p = tmp_path / "X_TRAIN.tsv"
+    p.write_text("1\t0.5\t0.25\n2\t1e300\t3\n")
+    with pytest.raises(DataError) as e:
+        read_ucr_tsv(p)
+    one_line(str(e.value), f"{p}:2:", "1e+300", "overflows float32")
+
+
 def test_jhu_reader_rejects_repeated_dates(tmp_path):
     from ostinato.timeseries.data.covid import read_jhu
 

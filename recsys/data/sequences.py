@@ -56,7 +56,8 @@ class Interactions:
 
     ``items[offsets[u]:offsets[u+1]]`` is user u's sequence (internal user index u).
     ``user_ids[u]`` is the user's id in the source file; ``item_ids[i]`` the source id of
-    internal item i when the reader remapped items (MovieLens), else None (ids kept).
+    internal item i when the reader remapped items (MovieLens; sparse ids, see
+    :func:`dense_items`), else None (ids kept).
     """
 
     offsets: np.ndarray  # (U + 1,) int64

@@ -71,6 +71,7 @@ def read_ucr_tsv(path: Path) -> tuple[np.ndarray, list]:
                 raise DataError(f"{path}:{lineno}: value {bad!r} is not a number; expected '<label>\\t<v1>\\t<v2>...'") from None
             if len(vals) < 2:
                 raise DataError(f"{path}:{lineno}: expected a label and at least one value, got {line[:40]!r}")
+            _check_finite(path, lineno, vals[1:])
             labels.append(vals[0])
             rows.append(vals[1:])
     if not rows:
@@ -80,6 +81,16 @@ def read_ucr_tsv(path: Path) -> tuple[np.ndarray, list]:
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out, [int(v) if float(v).is_integer() else v for v in labels]
+
+
+def _check_finite(path, lineno: int, vals) -> None:
+    """No inf and nothing beyond float32's range (NaN is a missing value / padding)."""
+    from .windows import F32_MAX
+
+    bad = next((v for v in vals if abs(v) > F32_MAX), None)  # inf included; NaN compares False
+    if bad is not None:
+        kind = "is not finite" if bad in (float("inf"), float("-inf")) else "overflows float32"
+        raise DataError(f"{path}:{lineno}: value {bad!r} {kind}; expected finite numbers with magnitude <= {F32_MAX:.3g}")
 
 
 def _is_float(v: str) -> bool:
@@ -133,6 +144,7 @@ def read_uea_ts(path: Path) -> tuple[np.ndarray, list, list]:
                         vals.append(float(tok))
                     except ValueError:
                         raise DataError(f"{path}:{lineno}: value {tok!r} is not a number") from None
+                _check_finite(path, lineno, vals)
                 case.append(vals)
             cases.append(case)
     if not in_data:
