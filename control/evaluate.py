@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ostinato.core.errors import ConfigError
+from ostinato.core.measure import model_device
 from ostinato.core.progress import track
 
 from .data.episodic import TEST_SEED_BASE, VAL_SEED_BASE
@@ -66,7 +67,7 @@ def rollout(model, env_cfg: EnvConfig, seeds: list[int], execution: str = "reced
     if execution not in ("receding", "open_loop", "ensemble"):
         raise ConfigError(f"eval.execution={execution!r}: expected 'receding', 'open_loop' or 'ensemble'")
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     threads = torch.get_num_threads()
     if env_cfg.env != "cue_task" and device.type == "cpu":
         # torch's OpenMP workers and lavapipe's render threads fight for the cores: measured here,
@@ -158,7 +159,7 @@ def demo_metrics(model, windows, group: int = 64) -> dict[str, float]:
     from .models.encoders import l1_chunk_loss
 
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     item = windows[0]  # (N, W, ...) every held-out episode
     N = item["is_first"].shape[0]
     l1_sum = l1_n = 0.0

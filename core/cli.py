@@ -2,7 +2,7 @@
 
     ostinato ls [models|recipes|datasets|<listing>] [--domain D] [--pattern P]
     ostinato train RECIPE [--out DIR] [--data-root DIR] [--resume] [--quiet] [key=value ...]
-    ostinato eval CHECKPOINT_OR_DIR [--split val|test] [--data-root DIR] [--json] [--save-gifs DIR] [key=value ...]
+    ostinato eval CHECKPOINT_OR_DIR [--split val|test] [--data-root DIR] [--json] [--save-dir DIR] [key=value ...]
     ostinato bench DOMAIN [--quick] [--json] [--out FILE]
     ostinato data where|verify|download [DATASET] [--data-root DIR]
 
@@ -122,8 +122,8 @@ def cmd_eval(args) -> int:
     from .train import evaluate_split, load_run
 
     overrides = list(args.overrides)
-    if args.save_gifs:
-        overrides.append(f"eval.save_gifs={args.save_gifs}")
+    if args.save_dir:
+        overrides.append(f"eval.save_dir={args.save_dir}")
     model, cfg, data = load_run(args.checkpoint, data_root=args.data_root, overrides=overrides)
     from .progress import tracking  # stderr: a bar on a TTY, else a line every trainer.log_every_s
 
@@ -151,14 +151,11 @@ def cmd_bench(args) -> int:
     from .progress import announcing  # every training run (a row) prints one line on stderr as it ends
 
     with announcing(f"bench {args.domain}"):
-        result = run(quick=args.quick, out=out)
+        rows = run(quick=args.quick, out=out)  # prints its tables; writes its JSON document to out (core.benchkit)
     if out is not None:
-        from .io import atomic_write_text
-
-        atomic_write_text(out, json.dumps(result, indent=2, default=str))
         print(f"wrote {out}")
     if args.json:
-        print(json.dumps(result, default=str))
+        print(json.dumps(rows, default=str))
     return 0
 
 
@@ -241,7 +238,9 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     q.add_argument("--split", choices=["val", "test"], default="test")
     q.add_argument("--data-root")
     q.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    q.add_argument("--save-gifs", metavar="DIR", help="write example predictions/rollouts as GIFs (vision, control)")
+    q.add_argument("--save-dir", metavar="DIR", help="write the evaluation's artefacts here: GIF/PNG grids (vision), "
+                   "rollout GIFs (control), forecast plots (timeseries), enhanced wavs (audio)")
+    q.add_argument("--save-gifs", dest="save_dir", metavar="DIR", help=argparse.SUPPRESS)  # deprecated alias of --save-dir
     q.add_argument("overrides", nargs="*", metavar="key=value")
     q.set_defaults(func=cmd_eval)
 

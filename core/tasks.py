@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import DataBundle, batches, index_rng
+from .measure import model_device
 from .registry import create_model, register_dataset, register_model
 from .scan import scan
 
@@ -106,7 +107,7 @@ def toy_seq(cfg: ToySeqConfig) -> ToySeq:
 
 def evaluate(model, data: DataBundle, split: str, cfg) -> dict[str, float]:
     """Mean squared error over every element of the split."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     se, n = 0.0, 0
     for b in batches(data.split(split), data.eval_batch_size or data.batch_size):
         pred = model(b["x"].to(device))

@@ -28,6 +28,7 @@ import torch
 from ostinato.core.config import from_dict
 from ostinato.core.data import index_rng
 from ostinato.core.errors import ConfigError
+from ostinato.core.measure import model_device
 from ostinato.core.progress import track
 
 from .data.sequences import LeaveOneOut, gather_segments, gather_windows, sample_excluding
@@ -62,10 +63,6 @@ def _pick_users(loo: LeaveOneOut, limit: int, seed: int, code: int) -> np.ndarra
     return users
 
 
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def sampled_ranks(model, loo: LeaveOneOut, split: str, maxlen: int, ecfg: RecEvalConfig, batch_size: int) -> np.ndarray:
     key = ("sampled", split, maxlen, ecfg.n_negatives, ecfg.max_users, ecfg.exclude, ecfg.seed)
@@ -81,7 +78,7 @@ def sampled_ranks(model, loo: LeaveOneOut, split: str, maxlen: int, ecfg: RecEva
         cand = np.concatenate([target[:, None], neg.reshape(len(users), ecfg.n_negatives)], axis=1)  # (U, 1 + n)
         loo.cache[key] = (users, cand, gather_windows(loo.data.items, starts, ends, maxlen))  # seq: (U, L)
     users, cand, seq = loo.cache[key]
-    dev, out = _device(model), []
+    dev, out = model_device(model), []
     for i in track(range(0, len(users), batch_size)):  # progress under `ostinato eval`
         s = model.score(torch.from_numpy(seq[i:i + batch_size]).to(dev),
                         torch.from_numpy(cand[i:i + batch_size]).to(dev)).float()  # (B, 1 + n)
@@ -94,7 +91,7 @@ def full_ranks(model, loo: LeaveOneOut, split: str, maxlen: int, ecfg: RecEvalCo
     users = _pick_users(loo, ecfg.full_max_users, ecfg.seed, 10 + _SPLIT_CODE[split])
     target = loo.target(users, split)
     starts, ends = loo.history(users, split)
-    dev, out = _device(model), []
+    dev, out = model_device(model), []
     for i in track(range(0, len(users), batch_size)):  # progress under `ostinato eval`
         s_, e_, t_ = starts[i:i + batch_size], ends[i:i + batch_size], torch.from_numpy(target[i:i + batch_size]).to(dev)
         seq = torch.from_numpy(gather_windows(loo.data.items, s_, e_, maxlen)).to(dev)

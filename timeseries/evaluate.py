@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +29,9 @@ import torch.nn.functional as F
 
 from ostinato.core.config import from_dict
 from ostinato.core.data import batches
+from ostinato.core.device import to_device
 from ostinato.core.errors import ConfigError
+from ostinato.core.measure import model_device
 
 from . import metrics as M
 
@@ -50,22 +51,6 @@ class TimeseriesEvalConfig:
             raise ConfigError(f"eval.alpha={self.alpha}: expected 0 < alpha < 1")
         if self.n_samples < 2:
             raise ConfigError(f"eval.n_samples={self.n_samples}: expected at least 2")
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 def eval_config(cfg) -> TimeseriesEvalConfig:

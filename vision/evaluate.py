@@ -17,6 +17,7 @@ import torch
 from ostinato.core.config import from_dict
 from ostinato.core.data import batches
 from ostinato.core.errors import ConfigError
+from ostinato.core.measure import model_device
 
 from .metrics import FrameMetrics
 
@@ -43,14 +44,9 @@ class VisionEvalConfig:
             raise ConfigError("eval.n_out, eval.max_samples and eval.n_gifs must be >= 0")
 
 
-def _device(model: torch.nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 @torch.no_grad()
 def predict(model, frames_in: torch.Tensor, n_out: int) -> torch.Tensor:
-    return model(frames_in.to(_device(model)), n_out).float().cpu()
+    return model(frames_in.to(model_device(model)), n_out).float().cpu()
 
 
 def evaluate(model, data, split: str, cfg) -> dict[str, float]:

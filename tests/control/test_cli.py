@@ -21,7 +21,7 @@ def test_train_eval_tiny_recipe_one_epoch(tmp_path, capsys, relocate):
     res = json.loads((out / "results.json").read_text())
     assert res["epochs"] == 1 and 0.0 <= res["test"]["success_once"] <= 1.0 and res["test"]["episodes"] == 4
     gifs = tmp_path / "gifs"
-    rc, so, se = _cli("eval", str(out), "--json", "--save-gifs", str(gifs), "eval.episodes=3", cwd=tmp_path)
+    rc, so, se = _cli("eval", str(out), "--json", "--save-dir", str(gifs), "eval.episodes=3", cwd=tmp_path)
     assert rc == 0, se
     m = json.loads(so.strip().splitlines()[-1])
     assert set(m) >= {"success_once", "success", "episode_len", "wall_time_s"} and m["episodes"] == 3

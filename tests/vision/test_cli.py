@@ -12,7 +12,7 @@ def test_one_epoch_train_then_eval_with_gifs(cli, tmp_path, recipe):
     res = json.loads((out / "results.json").read_text())
     assert res["epochs"] == 1 and {"mse", "mae", "ssim", "psnr"} <= set(res["test"])
     gifs = tmp_path / "gifs"
-    r = cli("eval", out, "--json", "--save-gifs", gifs)
+    r = cli("eval", out, "--json", "--save-dir", gifs)
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout.strip().splitlines()[-1])
     assert m["split"] == "test" and m["mse"] == pytest.approx(res["test"]["mse"], rel=1e-6)
