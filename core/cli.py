@@ -1,6 +1,6 @@
 """The ``ostinato`` command.
 
-    ostinato ls [models|recipes|datasets|<listing>] [--domain D] [--pattern P]
+    ostinato ls [models|recipes|datasets|<listing>] [--domain D] [--pattern P] [--all]
     ostinato train RECIPE [--out DIR] [--data-root DIR] [--resume] [--quiet] [key=value ...]
     ostinato eval CHECKPOINT_OR_DIR [--split val|test] [--data-root DIR] [--json] [--save-dir DIR] [key=value ...]
     ostinato bench DOMAIN [--quick] [--json] [--out FILE]
@@ -33,7 +33,7 @@ def _ls_models_static(args) -> bool:
     """``ls models`` from the index files, without importing torch; False if a domain has no index."""
     from .index import static_models
 
-    found = static_models(args.domain, args.pattern)
+    found = static_models(args.domain, args.pattern, tests=getattr(args, "all", False))
     if found is None:
         return False
     rows, domains, broken = found
@@ -51,9 +51,8 @@ def cmd_ls(args) -> int:
         return 0
     from .domain import load_domains
     from .recipe import list_recipes
-    from .registry import list_datasets, list_models
-
     from .domain import broken_domains
+    from .registry import is_test_variant, list_datasets, list_models
 
     what = args.what
     doms = load_domains()
@@ -66,7 +65,8 @@ def cmd_ls(args) -> int:
     if args.domain and args.domain not in doms and args.domain != "core":
         raise ConfigError(f"--domain {args.domain!r}: expected one of core, {', '.join(sorted(doms))}")
     if what in (None, "models"):
-        rows = [[e.name, e.domain, e.description] for e in list_models(args.domain, args.pattern)]
+        rows = [[e.name, e.domain, e.description] for e in list_models(args.domain, args.pattern)
+                if args.all or not is_test_variant(e.name)]
         print(f"models ({len(rows)}):")
         _print_table(rows, ["name", "domain", "description"])
     if what in (None, "recipes"):
@@ -222,6 +222,7 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     q.add_argument("what", nargs="?", help="models | recipes | datasets | envs ...")
     q.add_argument("--domain")
     q.add_argument("--pattern")
+    q.add_argument("--all", action="store_true", help="also list the tiny test_* model variants the tests use")
     q.set_defaults(func=cmd_ls)
 
     q = sub.add_parser("train", help="train a recipe")

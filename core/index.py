@@ -71,12 +71,12 @@ def missing_module(index: dict) -> str | None:
     return None
 
 
-def static_models(domain: str | None, pattern: str | None):
-    """``list_models(domain, pattern)`` as rows from the index files, or None when a domain has
+def static_models(domain: str | None, pattern: str | None, tests: bool = True):
+    """``list_models(domain, pattern)`` (without the ``test_*`` variants unless ``tests``) as rows from the index files, or None when a domain has
     no index (then the caller imports the domains). Returns (rows, domains, broken) where rows
     are (name, domain, description), domains the usable domain names and broken
     {domain: reason} for the domains whose required modules are missing."""
-    from .registry import name_matches
+    from .registry import is_test_variant, name_matches
 
     rows, domains, broken = [], [], {}
     for name, package in _sources():
@@ -90,7 +90,8 @@ def static_models(domain: str | None, pattern: str | None):
         domains.append(name)
         if domain is not None and name != domain:
             continue
-        rows += [(m, name, desc) for m, desc in idx.get("models", []) if name_matches(m, pattern)]
+        rows += [(m, name, desc) for m, desc in idx.get("models", [])
+                 if name_matches(m, pattern) and (tests or not is_test_variant(m))]
     rows.sort(key=lambda r: (r[1], r[0]))
     return rows, domains, broken
 

@@ -131,6 +131,11 @@ def create_model(name: str, **overrides: Any):
     return entry.builder(make_config(entry, overrides, where=f"model {name}"))
 
 
+def is_test_variant(name: str) -> bool:
+    """The tiny ``test_*`` variant each model file ends with, for the tests (hidden by ``ls`` unless ``--all``)."""
+    return name.startswith("test_")
+
+
 def name_matches(name: str, pattern: str | None) -> bool:
     """``pattern`` is a glob when it has ``*?[``, otherwise a substring; None matches all."""
     if pattern is None:

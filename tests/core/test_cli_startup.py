@@ -48,6 +48,13 @@ def test_help_and_ls_models_import_no_torch(argv):
             assert f"\n    {verb} " in out or f"\n    {verb}\n" in out, out
     if argv[:2] == ["ls", "models"]:
         assert "frcrn" in out and (len(argv) > 2 or "toy_seq" in out)
+        assert "test_" not in out  # the tests' tiny variants only with --all
+
+
+def test_ls_models_all_shows_the_test_variants():
+    out, err, res = _run("ls", "models", "--all")
+    assert res["rc"] == 0 and res["heavy"] == [], err
+    assert "test_" in out
 
 
 def test_index_files_match_the_live_registry():
@@ -74,11 +81,12 @@ def test_ls_models_static_matches_live(capsys):
     from ostinato.core import cli
     from ostinato.core.registry import list_models
 
-    for domain, pattern in [(None, None), ("vision", None), (None, "frcrn"), ("core", "s*")]:
-        assert cli._ls_models_static(argparse.Namespace(what="models", domain=domain, pattern=pattern))
+    for domain, pattern, all_ in [(None, None, False), (None, None, True), ("vision", None, False), (None, "frcrn", True), ("core", "s*", False)]:
+        assert cli._ls_models_static(argparse.Namespace(what="models", domain=domain, pattern=pattern, all=all_))
         static = capsys.readouterr().out
         rows = [[e.name, e.domain, e.description] for e in list_models(domain, pattern)
-                if e.builder.__module__.startswith("ostinato.")]  # not the ones other tests register
+                if e.builder.__module__.startswith("ostinato.")  # not the ones other tests register
+                and (all_ or not e.name.startswith("test_"))]
         print(f"models ({len(rows)}):")
         cli._print_table(rows, ["name", "domain", "description"])
         assert static == capsys.readouterr().out
