@@ -28,28 +28,22 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from ostinato.core import benchkit as kit
 from ostinato.core.errors import DataError
+from ostinato.core.measure import count_macs, count_params
 
 TRAIN_STEPS = 900
 QUICK_STEPS = 30
 MAX_MINUTES = 90.0  # a safety stop on very slow machines (reported if it cuts the budget)
 BENCH_OVERRIDES = ["model.channels=16", "model.fsmn_hidden=16", "optim.lr=5e-3", "data.synthetic_noise=0.3",
                    "data.val_items=4", "trainer.eval_every_steps=100", "eval.composite=test"]
-
-
-def _macs_per_second(model, sr: int) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    x = torch.zeros(1, sr)
-    with FlopCounterMode(display=False) as fc, torch.no_grad():
-        model(x)
-    return fc.get_total_flops() / 2
+RECIPE = "audio/frcrn_causal_remix3"
+QUALITY_KEYS = ("pesq", "stoi", "si_sdr", "csig", "cbak", "covl")
 
 
 def _rtf_offline(model, seconds: float, repeats: int) -> float:
@@ -78,54 +72,46 @@ def _rtf_stream(model, seconds: float, chunk_s: float) -> float:
 
 
 def speed_row(name: str, model, seconds: float, repeats: int) -> dict:
+    """A speed row (no training): parameters, MACs per second of audio, offline and streaming RTF."""
     model.eval()
-    row = {
+    x = torch.zeros(1, model.sample_rate)
+    fields = {
         "model": name,
-        "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
-        "GMACs_per_s": _macs_per_second(model, model.sample_rate) / 1e9,
+        "params_M": count_params(model) / 1e6,
+        "GMACs_per_s": count_macs(lambda: model(x)) / 1e9,
         "rtf_offline": _rtf_offline(model, seconds, repeats),
     }
     if model.cfg.causal:
-        row["rtf_stream_20ms"] = _rtf_stream(model, seconds, 0.02)
-        row["rtf_stream_100ms"] = _rtf_stream(model, seconds, 0.1)
-    return row
+        fields["rtf_stream_20ms"] = _rtf_stream(model, seconds, 0.02)
+        fields["rtf_stream_100ms"] = _rtf_stream(model, seconds, 0.1)
+    return kit.row("speed", name, **fields)
 
 
-def train_and_test(quick: bool, workdir: Path) -> dict:
-    from ostinato.core.config import load_yaml
-    from ostinato.core.recipe import find_recipe, resolve
-    from ostinato.core.train import fit
-
+def train_and_test(quick: bool) -> dict:
+    """The quality row: the recipe trained for the step budget, the best checkpoint tested (module doc)."""
     if not os.environ.get("OSTINATO_DATA"):
         raise DataError("ostinato bench audio needs the shared data (held-out VoiceBank+DEMAND pairs): set OSTINATO_DATA")
     steps = QUICK_STEPS if quick else TRAIN_STEPS
     overrides = BENCH_OVERRIDES + [f"trainer.max_steps={steps}", "trainer.max_epochs=100000",
                                    f"trainer.max_minutes={MAX_MINUTES}", "trainer.device=cpu"]
-    cfg = resolve(load_yaml(find_recipe("audio/frcrn_causal_remix3")), overrides, recipe="audio/frcrn_causal_remix3")
-    res = fit(cfg, workdir, quiet=True)
-    return {"budget_steps": steps, "steps": res["steps"], "train_time_s": res["train_time_s"],
-            "best_step": res["best_step"], "threads": torch.get_num_threads(), "overrides": overrides,
-            "test": res.get("test", {}), "model": cfg.model}
+    return kit.train(RECIPE, overrides, name=RECIPE, table="quality", budget_steps=steps, threads=torch.get_num_threads())
 
 
-def run_bench(quick: bool = False, out: Path | None = None) -> dict:
+def run(quick: bool = False, out: str | Path | None = None) -> list[dict]:
+    """The quality row, the speed rows and the goals (module doc); ``out``: the JSON document."""
     from ostinato.core.registry import create_model
 
-    result: dict = {"machine": f"{os.cpu_count()} CPUs, torch {torch.__version__}", "quick": quick}
-    with tempfile.TemporaryDirectory() as tmp:
-        q = train_and_test(quick, Path(tmp) / "run")
-        result["quality"] = q
-        t = q["test"]
-        if q["steps"] < q["budget_steps"]:
-            print(f"note: the {MAX_MINUTES:g}-minute safety stop ended training at step {q['steps']} of {q['budget_steps']}")
-        print(f"\nheld-out VoiceBank+DEMAND pairs (3), after {q['steps']} CPU training steps "
-              f"({q['train_time_s'] / 60:.1f} min, {q['threads']} threads; best step {q['best_step']}):")
-        print(f"{'metric':8s} {'noisy':>8s} {'enhanced':>9s} {'delta':>8s}")
-        for k in ("pesq", "stoi", "si_sdr", "csig", "cbak", "covl"):
-            if k in t:
-                print(f"{k:8s} {t[k + '_noisy']:8.3f} {t[k]:9.3f} {t[k + '_delta']:+8.3f}")
-        result["goals"] = {"pesq_delta>=0.3": t.get("pesq_delta", float("nan")) >= 0.3,
-                           "si_sdr_delta>=5": t.get("si_sdr_delta", float("nan")) >= 5.0}
+    q = train_and_test(quick)
+    t = q["test"]
+    if q["steps"] < q["budget_steps"]:
+        print(f"note: the {MAX_MINUTES:g}-minute safety stop ended training at step {q['steps']} of {q['budget_steps']}")
+    print(f"\nheld-out VoiceBank+DEMAND pairs (3), after {q['steps']} CPU training steps "
+          f"({q['train_time_s'] / 60:.1f} min, {q['threads']} threads; best step {q['best_step']}):")
+    metrics = [{"name": k, "noisy": t[k + "_noisy"], "enhanced": t[k], "delta": t[k + "_delta"]} for k in QUALITY_KEYS if k in t]
+    kit.print_table(metrics, [("metric", "name"), ("noisy", "noisy", ".3f"), ("enhanced", "enhanced", ".3f"),
+                              ("delta", "delta", "+.3f")])
+    goals = {"pesq_delta>=0.3": t.get("pesq_delta", float("nan")) >= 0.3,
+             "si_sdr_delta>=5": t.get("si_sdr_delta", float("nan")) >= 5.0}
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -136,16 +122,16 @@ def run_bench(quick: bool = False, out: Path | None = None) -> dict:
             plan = [("frcrn", "frcrn", {}, 4.0, 2), ("frcrn_double", "frcrn_double", {}, 4.0, 2),
                     ("frcrn_causal", "frcrn_causal", {}, 10.0, 3), (*c16, 10.0, 3),
                     ("frcrn_causal (128 ch)", "frcrn_causal", dict(channels=128, fsmn_hidden=128), 4.0, 1)]
-        rows = [speed_row(label, create_model(nm, **kw), sec, rep) for label, nm, kw, sec, rep in plan]
+        speed = [speed_row(label, create_model(nm, **kw), sec, rep) for label, nm, kw, sec, rep in plan]
     finally:
         torch.set_num_threads(n)
-    result["speed"] = rows
     print("\nspeed on 1 CPU thread (RTF = processing time / audio duration):")
-    print(f"{'model':32s} {'params(M)':>9s} {'GMAC/s':>7s} {'RTF off':>8s} {'RTF 20ms':>9s} {'RTF 100ms':>9s}")
-    for r in rows:
-        print(f"{r['model']:32s} {r['params_M']:9.2f} {r['GMACs_per_s']:7.2f} {r['rtf_offline']:8.3f} "
-              f"{r.get('rtf_stream_20ms', float('nan')):9.3f} {r.get('rtf_stream_100ms', float('nan')):9.3f}")
-    causal = [r for r in rows if r["model"] == "frcrn_causal"][0]
-    result["goals"]["causal_rtf_stream_100ms<=0.3"] = causal["rtf_stream_100ms"] <= 0.3
-    print("\ngoals:", json.dumps(result["goals"]))
-    return result
+    kit.print_table(speed, [("model", "model"), ("params(M)", "params_M", ".2f"), ("GMAC/s", "GMACs_per_s", ".2f"),
+                            ("RTF off", "rtf_offline", ".3f"), ("RTF 20ms", "rtf_stream_20ms", ".3f"),
+                            ("RTF 100ms", "rtf_stream_100ms", ".3f")])
+    causal = [r for r in speed if r["model"] == "frcrn_causal"][0]
+    goals["causal_rtf_stream_100ms<=0.3"] = causal["rtf_stream_100ms"] <= 0.3
+    print("\ngoals:", json.dumps(goals))
+    rows = [q, *speed, *[{"table": "goals", "name": k, "met": v} for k, v in goals.items()]]
+    kit.write_json(out, "audio", quick, rows)
+    return rows

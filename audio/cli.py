@@ -7,10 +7,11 @@ from pathlib import Path
 from ostinato.core.errors import ConfigError, DataError
 
 
-def bench(quick: bool = False, out: Path | None = None) -> dict:
-    from .bench import run_bench
+def bench(quick: bool = False, out: Path | None = None) -> list[dict]:
+    """``ostinato bench audio``: the rows of ``bench.run`` (written with ``ostinato.core.benchkit``)."""
+    from .bench import run
 
-    return run_bench(quick, out)
+    return run(quick=quick, out=out)
 
 
 def cmd_enhance(args) -> int:

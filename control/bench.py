@@ -26,9 +26,10 @@ budget is each phase recipe's ``trainer.max_minutes`` per policy: hours on a CPU
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
+
+from ostinato.core import benchkit as kit
 
 POLICIES = (("muvla", "muvla"), ("memoryless", "memoryless"), ("lstm", "lstm"))
 BUDGETS = {  # task -> (recipe suffix, overrides shared by the three policies)
@@ -46,8 +47,7 @@ BUDGETS = {  # task -> (recipe suffix, overrides shared by the three policies)
 
 TWO_PHASE = {  # policy -> (phase-1 recipe, phase-2 recipe, overrides for both)
     "muvla": ("muvla_remembercolor3_recon", "muvla_remembercolor3_recon_bc", []),
-    "memoryless": ("muvla_remembercolor3_recon", "muvla_remembercolor3_recon_bc",
-                   ["model.name=muvla_memoryless", "model.memory_recon=0"]),
+    "memoryless": ("memoryless_remembercolor3_recon", "memoryless_remembercolor3_recon_bc", []),
     "lstm": ("lstm_remembercolor3_recon", "lstm_remembercolor3_recon_bc", []),
 }
 TWO_PHASE_DEMOS, TWO_PHASE_VAL_SEED = 8000, 1_000_000
@@ -82,64 +82,59 @@ def _ensure_demos(env: str, episodes: int, folder: str = "", first_seed: int = 0
         collect(EnvConfig(env=env), episodes - len(have), d, seed=seed, first_index=len(have))
 
 
-def _result(res: dict) -> dict:
-    test = res.get("test", {})
-    return {"success_once": test.get("success_once", float("nan")), "success": test.get("success", float("nan")),
-            "episode_len": test.get("episode_len", float("nan")), "train_time_s": res["train_time_s"],
-            "steps": res["steps"], "episodes": test.get("episodes", float("nan")),
-            "val_success_once": res.get("val", {}).get("success_once", float("nan")),
-            "eval_steps_per_s": test.get("env_steps_per_s", float("nan"))}
-
-
-def run_two_phase(work: Path, extra: list[str] | None = None) -> dict:
-    """RememberColor3 by the two-phase procedure (module docstring) for the three policies."""
-    from ostinato.core.recipe import load
-    from ostinato.core.train import fit
-
+def run_two_phase(work: Path, extra: list[str] | None = None) -> list[dict]:
+    """RememberColor3 by the two-phase procedure (module docstring): one row per policy, its phase-2 run
+    with both phases' steps and training time, and phase 1's validation ``key_acc``."""
     env = "RememberColor3-v0"
     _ensure_demos(env, TWO_PHASE_DEMOS)
     _ensure_demos(env, 100, f"{env}_val", TWO_PHASE_VAL_SEED)
-    row = {"task": f"{env} (two-phase)", "env_steps_per_s": env_steps_per_s(env, 100, image_size=64)}
+    task = f"{env} (two-phase)"
+    speed = env_steps_per_s(env, 100, image_size=64)
+    rows = []
     for short, (p1, p2, over) in TWO_PHASE.items():
-        r1 = fit(load(f"control/{p1}", [*over, *(extra or [])]), work / f"two_phase_{short}_p1", quiet=True)
+        r1 = kit.train(f"control/{p1}", [*over, *(extra or [])], workdir=work / f"two_phase_{short}_p1")
         init = f"trainer.init_from={work / f'two_phase_{short}_p1' / 'best.pt'}"
-        r2 = fit(load(f"control/{p2}", [*over, init, *(extra or [])]), work / f"two_phase_{short}_p2", quiet=True)
-        row[short] = {**_result(r2), "train_time_s": r1["train_time_s"] + r2["train_time_s"],
-                      "steps": r1["steps"] + r2["steps"], "phase1_key_acc": r1.get("val", {}).get("key_acc", float("nan"))}
-    return row
+        r2 = kit.train(f"control/{p2}", [*over, init, *(extra or [])], workdir=work / f"two_phase_{short}_p2",
+                       name=f"{task} {short}", table="control", task=task, policy=short, env_steps_per_s=speed,
+                       phase1_key_acc=r1["val"].get("key_acc", float("nan")))
+        for k in ("steps", "train_time_s", "wall_s", "cpu_s"):
+            r2[k] = r1[k] + r2[k]
+        rows.append(r2)
+    return rows
 
 
-def run_task(task: str, work: Path, extra: list[str] | None = None) -> dict:
-    from ostinato.core.recipe import load
-    from ostinato.core.train import fit
-
+def run_task(task: str, work: Path | None = None, extra: list[str] | None = None) -> list[dict]:
+    """One task's three policies (module docstring), one row each; ``work``: keep the runs there."""
     suffix, overrides = BUDGETS[task]
     env = "cue_task" if task.startswith("cue_task") else task
     if env != "cue_task":
         _ensure_demos(env, 200)
     name = "cue_task (shuffled)" if task == "cue_task_shuffled" else env
-    row = {"task": name, "env_steps_per_s": env_steps_per_s(env, 200 if env == "cue_task" else 100,
-                                                            image_size=32 if env == "cue_task" else 64)}
-    for short, prefix in POLICIES:
-        cfg = load(f"control/{prefix}_{suffix}", [*overrides, *(extra or [])])
-        row[short] = _result(fit(cfg, work / f"{task}_{short}", quiet=True))
-    return row
+    speed = env_steps_per_s(env, 200 if env == "cue_task" else 100, image_size=32 if env == "cue_task" else 64)
+    return [kit.train(f"control/{prefix}_{suffix}", [*overrides, *(extra or [])], name=f"{name} {short}",
+                      table="control", workdir=work / f"{task}_{short}" if work else None, task=name, policy=short,
+                      env_steps_per_s=speed)
+            for short, prefix in POLICIES]
 
 
-def bench(quick: bool = False, out: Path | None = None) -> dict:
+COLUMNS = [("task", "task"), ("policy", "policy"), ("success_once", "test.success_once", ".2f"),
+           ("final", "test.success", ".2f"), ("ep_len", "test.episode_len", ".1f"), ("train_s", "train_time_s", ".0f"),
+           ("steps", "steps"), ("env steps/s", "env_steps_per_s", ".1f")]
+NOTE = ("success_once on test seeds 4242424242+i (eval.episodes of them); best checkpoint chosen on validation seeds "
+        "1000000+i; training seed trainer.seed; CPU timings depend on machine load")
+
+
+def run(quick: bool = False, out: str | Path | None = None) -> list[dict]:
+    """Every task's rows (module docstring); ``out``: the JSON document."""
+    import tempfile
+
     tasks = ["cue_task_quick"] if quick else ["cue_task", "cue_task_shuffled", "RememberColor3-v0"]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="ostinato_bench_control_") as tmp:
-        for task in tasks:
-            rows.append(run_task(task, Path(tmp)))
-        if not quick:
-            rows.append(run_two_phase(Path(tmp)))
-    print(f"{'task':<32} {'policy':<11} {'success_once':>12} {'final':>6} {'ep_len':>7} {'train_s':>8} {'steps':>6} {'env steps/s':>11}")
-    for r in rows:
-        for short, _ in POLICIES:
-            p = r[short]
-            print(f"{r['task']:<32} {short:<11} {p['success_once']:>12.2f} {p['success']:>6.2f} {p['episode_len']:>7.1f} "
-                  f"{p['train_time_s']:>8.0f} {p['steps']:>6} {r['env_steps_per_s']:>11.1f}")
-    return {"quick": quick, "rows": rows, "chance": 1 / 3,
-            "note": "success_once on test seeds 4242424242+i (eval.episodes of them); best checkpoint chosen on "
-                    "validation seeds 1000000+i; training seed trainer.seed; CPU timings depend on machine load"}
+    for task in tasks:
+        rows += run_task(task)
+    if not quick:
+        with tempfile.TemporaryDirectory(prefix="ostinato_bench_control_") as tmp:  # phase 2 reads phase 1's best.pt
+            rows += run_two_phase(Path(tmp))
+    kit.print_table(rows, COLUMNS)
+    kit.write_json(out, "control", quick, rows, chance=1 / 3, note=NOTE)
+    return rows

@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def bench(quick: bool = False, out: Path | None = None) -> dict:
-    from .bench import bench as run
+def bench(quick: bool = False, out: Path | None = None) -> list[dict]:
+    """``ostinato bench control``: the rows of ``bench.run`` (written with ``ostinato.core.benchkit``)."""
+    from .bench import run
 
     return run(quick=quick, out=out)
 

@@ -1,4 +1,6 @@
-"""``ostinato bench core``: speed and memory of the scans and SSM layers on this machine.
+"""``ostinato bench core``: speed and memory of the core's scans and SSM layers on this machine.
+
+(The domains' benches, and this one, are written with :mod:`ostinato.core.benchkit`.)
 
 Rows, all fp32 on the CPU, batch B=8, width D=256 (quick: L in {256, 1024}; full: L in
 {256, 1024, 4096, 16384}):
@@ -30,8 +32,6 @@ The machine's load is not controlled: numbers taken while other jobs run are noi
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import platform
 import sys
@@ -41,7 +41,9 @@ from typing import Callable
 
 import torch
 
+from . import benchkit as kit
 from .layers.s5 import S5, S5Config
+from .progress import announce
 from .layers.selective import selective_scan, selective_scan_ref
 from .scan import scan
 
@@ -155,10 +157,10 @@ def _rows_for_length(L: int, quick: bool, reps: int, s5_pkg, ref_times: dict, B:
     rows = []
 
     def add(group, impl, res, note=""):
-        row = {"group": group, "impl": impl, "L": L, **res, "note": note}
+        row = {"table": "core", "name": f"{group}/{impl}", "group": group, "impl": impl, "L": L, **res, "note": note}
         rows.append(row)
-        print(f"[bench core] {group}/{impl} L={L}: fwd {res.get('fwd_s', float('nan')):.4f} s, "
-              f"fwd+bwd {res.get('fwdbwd_s', float('nan')):.4f} s", file=sys.stderr, flush=True)
+        announce(f"{group}/{impl} L={L}: fwd {res.get('fwd_s', float('nan')):.4f} s, "
+                 f"fwd+bwd {res.get('fwdbwd_s', float('nan')):.4f} s")
         return row
 
     # --- scans
@@ -207,24 +209,24 @@ def _rows_for_length(L: int, quick: bool, reps: int, s5_pkg, ref_times: dict, B:
     return rows
 
 
-def _fmt(v, digits=1):
-    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+def _ms(v: float) -> str:
+    return f"{v * 1e3:.1f}"
+
+
+COLUMNS = [("group", "group"), ("impl", "impl"), ("L", "L"), ("fwd ms", "fwd_s", _ms), ("f+b ms", "fwdbwd_s", _ms),
+           ("fwd MiB", "fwd_peak_mib", ".1f"), ("f+b MiB", "fwdbwd_peak_mib", ".1f"), ("x fwd", "speedup_fwd", ".1f"),
+           ("x f+b", "speedup_fwdbwd", ".1f"), ("note", "note")]
 
 
 def print_table(rows: list[dict]) -> None:
-    head = f"{'group':<10} {'impl':<30} {'L':>6} {'fwd ms':>10} {'f+b ms':>10} {'fwd MiB':>9} {'f+b MiB':>9} {'x fwd':>7} {'x f+b':>7}  note"
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        ms = lambda k: _fmt(r[k] * 1e3) if k in r else ""  # noqa: E731
-        print(f"{r['group']:<10} {r['impl']:<30} {r['L']:>6} {ms('fwd_s'):>10} {ms('fwdbwd_s'):>10} "
-              f"{_fmt(r.get('fwd_peak_mib')):>9} {_fmt(r.get('fwdbwd_peak_mib')):>9} "
-              f"{_fmt(r.get('speedup_fwd')):>7} {_fmt(r.get('speedup_fwdbwd')):>7}  {r.get('note', '')}")
+    kit.print_table(rows, COLUMNS)
 
 
 def run(quick: bool = False, out: Path | None = None, *, lengths: list[int] | None = None,
-        batch: int = B, width: int = D, state: int = N, compiled: bool | None = None) -> dict:
-    """Run the core benchmark, print the table, write JSON to ``out`` if given, return the dict.
+        batch: int = B, width: int = D, state: int = N, compiled: bool | None = None) -> list[dict]:
+    """Run the core benchmark, print the table, write the JSON document to ``out`` if given
+    (:func:`ostinato.core.benchkit.write_json`: shape, timing notes and ``total_s`` beside the rows);
+    returns the rows.
 
     ``lengths``/``batch``/``width``/``state`` override the benchmark's shape (the tests use
     tiny ones); the defaults are the issue's B=8, D=256, N=16. ``compiled`` adds the opt-in
@@ -238,23 +240,18 @@ def run(quick: bool = False, out: Path | None = None, *, lengths: list[int] | No
     t0 = time.perf_counter()
     for L in lengths:
         rows += _rows_for_length(L, quick, reps, s5_pkg, ref_times, batch, width, state, compiled)
-    result = {
-        "benchmark": "ostinato bench core" + (" --quick" if quick else ""),
-        "shape": {"B": batch, "D": width, "N": state, "lengths": lengths, "dtype": "float32"},
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "timing": "best of reps after a warm-up (single run when > 2 s); fwd under no_grad; fwd+bwd = forward + backward of a sum",
-        "memory": "peak live tensor bytes allocated during the call (profiler CPU memory events)",
-        "speedup": "reference time / row time (scan: sequential; selective: ref loop; s5: s5-pytorch / ours)",
-        "rows": rows,
-        "total_s": time.perf_counter() - t0,
-    }
+    total_s = time.perf_counter() - t0
     print_table(rows)
-    print(f"total {result['total_s']:.0f} s, {torch.get_num_threads()} threads; timings on a shared machine are noisy")
-    if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2))
-    return result
+    print(f"total {total_s:.0f} s, {torch.get_num_threads()} threads; timings on a shared machine are noisy")
+    kit.write_json(
+        out, "core", quick, rows,
+        shape={"B": batch, "D": width, "N": state, "lengths": lengths, "dtype": "float32"},
+        timing="best of reps after a warm-up (single run when > 2 s); fwd under no_grad; fwd+bwd = forward + backward of a sum",
+        memory="peak live tensor bytes allocated during the call (profiler CPU memory events)",
+        speedup="reference time / row time (scan: sequential; selective: ref loop; s5: s5-pytorch / ours)",
+        total_s=total_s,
+    )
+    return rows
 
 
 if __name__ == "__main__":

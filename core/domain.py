@@ -27,8 +27,9 @@ class Domain:
     evaluate: Callable[..., dict[str, float]]
     # typed dataclass for the recipe's `eval:` section (protocol, k values, ...)
     eval_config: type | None = None
-    # bench(quick: bool, out: Path | None) -> dict (also prints a table)
-    bench: Callable[..., dict[str, Any]] | None = None
+    # bench(quick: bool, out: Path | None) -> list of row dicts; prints its tables and writes its
+    # JSON document to out (both through ostinato.core.benchkit); <domain>/bench.py's run
+    bench: Callable[..., list[dict[str, Any]]] | None = None
     # add_cli(subparsers) adds domain verbs such as `ostinato enhance`
     add_cli: Callable[[argparse._SubParsersAction], None] | None = None
     # DatasetSpec objects: where files are found, checksums, sources, licences

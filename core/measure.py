@@ -5,9 +5,8 @@
   (2 FLOPs per multiply-add; MACs = FLOPs / 2, the fvcore convention, e.g. OpenSTL's "FLOPs"
   column). Only what torch's counter covers is counted (matmuls, convolutions; not FFTs).
 - :func:`model_device`: the device a model lives on (its first parameter or buffer; CPU for a
-  model with neither), for evaluation loops that move batches to the model.
-- :func:`autocast`: the autocast context the trainer uses for ``trainer.amp`` on a device
-  (bf16 on CUDA by default, none on CPU), so that timing code measures what training runs.
+  model with neither), for evaluation loops that move batches to the model. (Choosing a device,
+  moving batches and the trainer's autocast are in :mod:`ostinato.core.device`.)
 - :func:`clock`: a budget's clock: process CPU time on CPU (all threads; other jobs on a shared
   machine do not shift it), synchronised wall-clock time on CUDA.
 """
@@ -47,20 +46,6 @@ def model_device(model: torch.nn.Module) -> torch.device:
     for t in model.buffers():
         return t.device
     return torch.device("cpu")
-
-
-def select_device(spec: str = "auto") -> torch.device:
-    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> a device (the trainer's ``trainer.device`` rule)."""
-    from .train import select_device as _select
-
-    return _select(spec)
-
-
-def autocast(device: torch.device, amp: str = "auto"):
-    """The autocast context the trainer enters for ``trainer.amp=amp`` on ``device``."""
-    from .train import _autocast
-
-    return _autocast(device, amp)[0]
 
 
 def clock(device: torch.device) -> Callable[[], float]:

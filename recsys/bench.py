@@ -12,14 +12,10 @@ evaluator as ``eval_s``, is taken out). Needs ``recsys/sasrec/Video.txt`` under 
 from __future__ import annotations
 
 import csv
-import os
-import platform
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
+from ostinato.core import benchkit as kit
 
 # the paper's settings (BCE, one negative), and the same model trained with full cross-entropy
 RECIPES = ["recsys/sasrec_games", "recsys/sasrec_games_ce"]
@@ -30,6 +26,7 @@ REFERENCE = {  # sampled-100 test metrics (HR@10, NDCG@10)
     "pmixer/SASRec.pytorch (Result_Norm.md, original layout)": (0.7318, 0.5308),
 }
 TARGET_NDCG = 0.536
+TEST_KEYS = ("sampled_hr@10", "sampled_ndcg@10", "full_hr@10", "full_ndcg@10")
 
 
 def _val_curve(run: Path) -> list[dict[str, float]]:
@@ -42,70 +39,56 @@ def _val_curve(run: Path) -> list[dict[str, float]]:
     return [rows[k] for k in sorted(rows)]
 
 
-def _one(recipe_name: str, quick: bool) -> dict[str, Any]:
-    from ostinato.core import recipe
-    from ostinato.core.train import fit
+def _probe(run: kit.Run) -> dict[str, Any]:
+    """Training time without validation (the evaluator's ``eval_s`` taken out), from the run's metrics.csv."""
+    curve = _val_curve(run.dir)
+    eval_s = sum(c.get("eval_s", 0.0) for c in curve)
+    train_s = run.result["train_time_s"] - eval_s
+    reached = next((c for c in curve if c.get("sampled_ndcg@10", 0.0) >= TARGET_NDCG), None)
+    return {"loss": kit.field(run.cfg.model, "loss"), "threads": run.cfg.trainer.threads,
+            "data_workers": run.cfg.trainer.num_workers,
+            "train_s": round(train_s, 1), "s_per_epoch": round(train_s / max(run.result["epochs"], 1), 2),
+            "val_eval_s": round(eval_s, 1),
+            "val_reached_target": None if reached is None else {"ndcg": TARGET_NDCG, **reached},
+            "val_curve": curve}
 
+
+def _one(recipe_name: str, quick: bool) -> dict[str, Any]:
     overrides = ["trainer.device=cpu", f"trainer.max_minutes={MINUTES}"]
     if quick:
         overrides += [f"trainer.max_epochs={QUICK_EPOCHS}", "trainer.eval_every=1"]
-    cfg = recipe.load(recipe_name, overrides)
-    run = Path(tempfile.mkdtemp(prefix="ostinato_bench_recsys_"))
-    try:
-        res = fit(cfg, run, quiet=True)
-        curve = _val_curve(run)
-    finally:
-        shutil.rmtree(run, ignore_errors=True)
-    eval_s = sum(c.get("eval_s", 0.0) for c in curve)
-    epochs = max(res["epochs"], 1)
-    train_s = res["train_time_s"] - eval_s
-    test = res.get("test", {})
-    reached = next((c for c in curve if c.get("sampled_ndcg@10", 0.0) >= TARGET_NDCG), None)
-    return {
-        "recipe": recipe_name, "loss": cfg.model["loss"], "threads": cfg.trainer.threads,
-        "data_workers": cfg.trainer.num_workers,
-        "epochs": res["epochs"], "steps": res["steps"], "wall_s": res["train_time_s"],
-        "train_s": round(train_s, 1), "s_per_epoch": round(train_s / epochs, 2), "val_eval_s": round(eval_s, 1),
-        "best_step": res["best_step"],
-        "test": {k: test.get(k) for k in ("sampled_hr@10", "sampled_ndcg@10", "full_hr@10", "full_ndcg@10")},
-        "val_reached_target": None if reached is None else {"ndcg": TARGET_NDCG, **reached},
-        "val_curve": curve,
-    }
+    r = kit.train(recipe_name, overrides, table="sasrec_games", probe=_probe)
+    r["test"] = {k: r["test"].get(k) for k in TEST_KEYS}
+    return r
 
 
-def bench(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
+def run(quick: bool = False, out: str | Path | None = None) -> list[dict[str, Any]]:
+    """Both recipes, the reference rows and the goal (module doc); ``out``: the JSON document."""
     runs = [_one(r, quick) for r in RECIPES]
-    result = {
-        "quick": quick, "device": "cpu", "minutes_per_recipe": MINUTES,
-        "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-        "runs": runs,
-        "goal_sampled_ndcg@10": TARGET_NDCG,
-        "goal_met_by": [r["recipe"] for r in runs if (r["test"]["sampled_ndcg@10"] or 0.0) >= TARGET_NDCG],
-        "reference": {k: {"sampled_hr@10": h, "sampled_ndcg@10": n} for k, (h, n) in REFERENCE.items()},
-    }
-    _print(result)
-    return result
+    refs = [kit.reference("sasrec_games", k, {"sampled_hr@10": h, "sampled_ndcg@10": n}) for k, (h, n) in REFERENCE.items()]
+    met = [r["recipe"] for r in runs if (r["test"]["sampled_ndcg@10"] or 0.0) >= TARGET_NDCG]
+    goal = {"table": "goals", "name": f"test sampled NDCG@10 >= {TARGET_NDCG} within {MINUTES:g} min",
+            "goal_sampled_ndcg@10": TARGET_NDCG, "met": bool(met), "met_by": met}
+    rows = [*runs, *refs, goal]
+    _print(runs, refs, goal)
+    kit.write_json(out, "recsys", quick, rows, device="cpu", minutes_per_recipe=MINUTES)
+    return rows
 
 
-def _print(r: dict[str, Any]) -> None:
-    def f(x):
-        return "-" if x is None else f"{x:.4f}"
-
-    rows = [(f"{x['recipe']} ({x['loss']}; {x['epochs']} epochs, {x['wall_s'] / 60:.1f} min)",
-             x["test"]["sampled_hr@10"], x["test"]["sampled_ndcg@10"], x["test"]["full_hr@10"], x["test"]["full_ndcg@10"])
-            for x in r["runs"]]
-    rows += [(k, h, n, None, None) for k, (h, n) in REFERENCE.items()]
-    w = max(len(x[0]) for x in rows)
+def _print(runs: list[dict[str, Any]], refs: list[dict[str, Any]], goal: dict[str, Any]) -> None:
     print("SASRec, Amazon Games (Video.txt), test split; sampled = 1 true + 100 negatives, full = all items")
-    print(f"{'':<{w}}  sampled HR@10  sampled NDCG@10  full HR@10  full NDCG@10")
-    for name, a, b, c, d in rows:
-        print(f"{name:<{w}}  {f(a):>13}  {f(b):>15}  {f(c):>10}  {f(d):>12}")
-    for x in r["runs"]:
+    label = lambda x: (f"{x['recipe']} ({x['loss']}; {x['epochs']} epochs, {x['train_time_s'] / 60:.1f} min)"  # noqa: E731
+                       if not x.get("reference") else x["name"])
+    kit.print_table([*runs, *refs], [("", label), ("sampled HR@10", "test.sampled_hr@10", ".4f"),
+                                     ("sampled NDCG@10", "test.sampled_ndcg@10", ".4f"),
+                                     ("full HR@10", "test.full_hr@10", ".4f"), ("full NDCG@10", "test.full_ndcg@10", ".4f")])
+    for x in runs:
         print(f"{x['recipe']}: {x['train_s']:.0f} s in {x['epochs']} epochs = {x['s_per_epoch']:.2f} s/epoch "
               f"(+ {x['val_eval_s']:.0f} s validation); {x['threads']} torch thread(s) + {x['data_workers']} loader "
               f"worker(s)")
         if x["val_reached_target"]:
             v = x["val_reached_target"]
             print(f"  validation sampled NDCG@10 first >= {v['ndcg']} at epoch {v['epoch']} ({v['time_s'] / 60:.1f} min)")
-    print(f"CPU {r['cpu']} x{r['cpu_count']}, torch {r['torch']}; goal test sampled NDCG@10 >= {TARGET_NDCG} "
-          f"within {MINUTES:.0f} min: {'met by ' + ', '.join(r['goal_met_by']) if r['goal_met_by'] else 'not met'}")
+    m = kit.machine()
+    print(f"CPU {m['processor']} x{m['cpus']}, torch {m['torch']}; goal test sampled NDCG@10 >= {TARGET_NDCG} "
+          f"within {MINUTES:.0f} min: {'met by ' + ', '.join(goal['met_by']) if goal['met_by'] else 'not met'}")

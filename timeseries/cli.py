@@ -8,8 +8,9 @@ from pathlib import Path
 from ostinato.core.errors import ConfigError, DataError
 
 
-def bench(quick: bool = False, out: Path | None = None) -> dict:
-    from .bench import bench as run
+def bench(quick: bool = False, out: Path | None = None) -> list[dict]:
+    """``ostinato bench timeseries``: the rows of ``bench.run`` (written with ``ostinato.core.benchkit``)."""
+    from .bench import run
 
     return run(quick=quick, out=out)
 

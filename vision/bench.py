@@ -29,43 +29,21 @@ vision`` runs on CPU).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import tempfile
-import time
 from pathlib import Path
-from typing import Callable
 
 import torch
 
+from ostinato.core import benchkit as kit
 from ostinato.core import recipe as rec
-from ostinato.core.registry import create_model
-from ostinato.core.train import fit, select_device, to_device
+from ostinato.core.device import autocast, select_device, to_device
+from ostinato.core.measure import clock, count_flops, count_params
 
-from .metrics import FrameMetrics, count_flops, count_params
+from .metrics import FrameMetrics
 
 # Overrides for the short budget only, each chosen on the validation split (64 sequences) at
 # this budget (124 steps of batch 16): PFGNet-S's OneCycle peak lr, 1e-3 (its 200-epoch config)
 # -> val MSE 146.2, 3e-3 -> 139.3, 6e-3 -> 134.4, 1e-2 -> 135.0. ConvLSTM keeps its recipe's.
 BUDGET_OVERRIDES = {"vision/pfgnet_mmnist_s": ["optim.lr=6e-3"], "vision/convlstm_mmnist": []}
-
-
-def clock(device: torch.device) -> Callable[[], float]:
-    """The budget's clock: process CPU time on CPU, synchronised wall-clock time on CUDA."""
-    if device.type == "cuda":
-        def wall() -> float:
-            torch.cuda.synchronize(device)
-            return time.perf_counter()
-
-        return wall
-    return time.process_time
-
-
-def _autocast(device: torch.device):
-    """What the trainer uses by default (trainer.amp=auto): bf16 autocast on CUDA, none on CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def step_time(cfg, device: torch.device, steps: int) -> float:
@@ -80,7 +58,7 @@ def step_time(cfg, device: torch.device, steps: int) -> float:
     t = 0.0
     for i in range(steps + 1):  # the first step is a warm-up
         t0 = now()
-        with _autocast(device):
+        with autocast(device, "auto")[0]:  # what the trainer enters (trainer.amp=auto)
             loss, _ = model.loss(batch)
         opt.zero_grad()
         loss.backward()
@@ -95,7 +73,7 @@ def infer_throughput(model, x: torch.Tensor, n_out: int, reps: int = 2) -> float
     """Sequences per second (of ``clock``) for ``model(x, n_out)``, after a warm-up call."""
     model.eval()
     now = clock(x.device)
-    with _autocast(x.device):
+    with autocast(x.device, "auto")[0]:
         model(x, n_out)
         t0 = now()
         for _ in range(reps):
@@ -104,8 +82,9 @@ def infer_throughput(model, x: torch.Tensor, n_out: int, reps: int = 2) -> float
     return reps * x.shape[0] / t
 
 
-def equal_budget(minutes: float, test_size: int, device: str, out_dir: Path, batch_size: int = 16,
-                 threads: int = 0, quiet: bool = True) -> list[dict]:
+def equal_budget(minutes: float, test_size: int, device: str, keep: Path | None = None, batch_size: int = 16,
+                 threads: int = 0) -> list[dict]:
+    """The two equal-budget rows (module doc, 1.); ``keep``: write the runs there instead of temp folders."""
     rows = []
     dev = select_device(device)
     for recipe in ("vision/pfgnet_mmnist_s", "vision/convlstm_mmnist"):
@@ -113,31 +92,28 @@ def equal_budget(minutes: float, test_size: int, device: str, out_dir: Path, bat
                   "data.val_size=16", "trainer.log_every_steps=10", "trainer.eval_every=1000",
                   f"data.batch_size={batch_size}", f"data.eval_batch_size={batch_size}", f"trainer.threads={threads}",
                   *BUDGET_OVERRIDES[recipe]]
-        cfg = rec.load(recipe, common)
-        per_step = step_time(cfg, dev, steps=1 if dev.type == "cpu" else 5)
+        per_step = step_time(rec.load(recipe, common), dev, steps=1 if dev.type == "cpu" else 5)
         steps = max(2, int(minutes * 60 / per_step))
         extra = [f"trainer.max_steps={steps}"]
         if dev.type == "cuda":  # feed the GPU with loader workers; wall-clock cap in case loading is the bottleneck
             extra += ["trainer.num_workers=6", f"trainer.max_minutes={minutes * 1.1}"]
-        cfg = rec.load(recipe, common + extra)
-        res = fit(cfg, out_dir / recipe.split("/")[1], quiet=quiet)
-        model = create_model(cfg.model["name"], **{k: v for k, v in cfg.model.items() if k != "name"}).to(dev).eval()
-        x = torch.rand(1, 10, 1, 64, 64, device=dev)
-        flops = count_flops(lambda: model(x, 10))
-        xb = torch.rand(batch_size if dev.type == "cpu" else 64, 10, 1, 64, 64, device=dev)
-        rows.append({
-            "model": cfg.model["name"], "lr": cfg.optim.lr, "params": count_params(model),
-            "macs_G": flops / 2e9, "flops_G": flops / 1e9,
-            "train_steps": res["steps"], "batch_size": batch_size, "step_time_s": per_step,
-            "train_budget_s": minutes * 60, "train_wall_s": res["train_time_s"],
-            "train_seq_per_s": batch_size / per_step,
-            "infer_seq_per_s": infer_throughput(model, xb, 10),
-            **{k: res["test"][k] for k in ("mse", "mae", "ssim", "psnr")},
-        })
+
+        def probe(run: kit.Run) -> dict:
+            model = run.model  # the best checkpoint, on dev, eval mode
+            x = torch.rand(1, 10, 1, 64, 64, device=dev)
+            flops = count_flops(lambda: model(x, 10))
+            xb = torch.rand(batch_size if dev.type == "cpu" else 64, 10, 1, 64, 64, device=dev)
+            return {"model": kit.field(run.cfg.model, "name"), "lr": run.cfg.optim.lr,
+                    "macs_G": flops / 2e9, "flops_G": flops / 1e9, "infer_seq_per_s": infer_throughput(model, xb, 10)}
+
+        name = recipe.split("/")[1]
+        rows.append(kit.train(recipe, common + extra, name=name, table="equal_budget", probe=probe, device=str(dev),
+                              workdir=Path(keep) / name if keep else None, batch_size=batch_size, step_time_s=per_step,
+                              train_budget_s=minutes * 60, train_seq_per_s=batch_size / per_step))
     return rows
 
 
-def trivial_baselines(test_size: int) -> dict[str, dict]:
+def trivial_baselines(test_size: int) -> list[dict]:
     """Metrics of two predictors that learn nothing, on the same fixed test sequences as the
     equal-budget runs: all-black frames and the last input frame repeated. They show where a
     briefly trained model stands (on Moving MNIST an all-black prediction already has SSIM ~0.77)."""
@@ -145,14 +121,14 @@ def trivial_baselines(test_size: int) -> dict[str, dict]:
     from ostinato.core.train import build_data
 
     test = build_data(cfg).test
-    out = {}
+    out = []
     for name in ("zeros", "last_input_frame"):
         m = FrameMetrics()
         for i in range(0, len(test), 20):
             b = torch.utils.data.default_collate([test[j] for j in range(i, min(i + 20, len(test)))])
             x, y = b["frames_in"], b["frames_out"]  # (B, T, C, H, W)
             m.update(torch.zeros_like(y) if name == "zeros" else x[:, -1:].expand_as(y), y)
-        out[name] = m.compute()
+        out.append(kit.row("no_training_reference", name, test=m.compute(), params=0))
     return out
 
 
@@ -181,54 +157,51 @@ def step_speed(n: int, k: int, quick: bool, device: str) -> dict:
         par, _ = model.predict_next(torch.cat([x, fast[:, :-1]], 1))
         tf_diff = (par[:, k - 1:] - fast).abs().max().item()
     diff = (fast - slow).abs().max().item()
-    return {"model": f"convs5 (d_model {cfg.d_model}, {cfg.n_layers} layers, widths {list(cfg.enc_widths)})",
+    return kit.row("convs5_step_mode", "convs5", **{"model": f"convs5 (d_model {cfg.d_model}, {cfg.n_layers} layers, widths {list(cfg.enc_widths)})",
             "params": count_params(model), "context": k, "generated": n, "step_mode_s": t_step,
             "parallel_prefix_s": t_prefix, "speedup": t_prefix / t_step,
-            "teacher_forced_max_abs_diff": tf_diff, "free_rollout_max_abs_diff": diff}
+            "teacher_forced_max_abs_diff": tf_diff, "free_rollout_max_abs_diff": diff})
 
 
-def _table(rows: list[dict]) -> str:
-    head = ["model", "params", "MACs/seq", "train seq/s", "infer seq/s", "steps", "MSE", "MAE", "SSIM", "PSNR"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['macs_G']:.2f}G | {r['train_seq_per_s']:.2f} | "
-                     f"{r['infer_seq_per_s']:.2f} | {r['train_steps']} | {r['mse']:.2f} | {r['mae']:.2f} | "
-                     f"{r['ssim']:.4f} | {r['psnr']:.2f} |")
-    return "\n".join(lines)
+TABLE = [("model", "name"), ("params", "params", lambda v: f"{v / 1e6:.2f}M"), ("MACs/seq", "macs_G", lambda v: f"{v:.2f}G"),
+         ("train seq/s", "train_seq_per_s", ".2f"), ("infer seq/s", "infer_seq_per_s", ".2f"), ("steps", "steps"),
+         ("MSE", "test.mse", ".2f"), ("MAE", "test.mae", ".2f"), ("SSIM", "test.ssim", ".4f"), ("PSNR", "test.psnr", ".2f")]
 
 
-def run(quick: bool = False, out: Path | None = None, device: str = "cpu", minutes: float | None = None,
+def run(quick: bool = False, out: str | Path | None = None, device: str = "cpu", minutes: float | None = None,
         test_size: int | None = None, n_generate: int = 100, context: int = 10, keep: Path | None = None,
-        threads: int = 1) -> dict:
-    """The benchmark (module doc). ``keep``: write the two training runs there instead of a temp dir.
-    ``threads``: torch CPU threads (default 1: CPU time then measures work, not the spin-waiting
-    of idle OpenMP threads on a busy machine); 0 leaves torch's default."""
+        threads: int = 1) -> list[dict]:
+    """The benchmark (module doc): its rows; ``out``: the JSON document. ``keep``: write the two
+    training runs there instead of temp dirs. ``threads``: torch CPU threads (default 1: CPU time
+    then measures work, not the spin-waiting of idle OpenMP threads on a busy machine); 0 leaves
+    torch's default."""
     if threads:
         torch.set_num_threads(threads)
     minutes = minutes if minutes is not None else (1.0 if quick else 10.0)
     test_size = test_size if test_size is not None else (32 if quick else 200)
-    with tempfile.TemporaryDirectory(prefix="ostinato_bench_vision_") as tmp:
-        rows = equal_budget(minutes, test_size, device, Path(keep or tmp), batch_size=4 if quick else 16,
-                            threads=threads)
+    rows = equal_budget(minutes, test_size, device, keep, batch_size=4 if quick else 16, threads=threads)
     ref = trivial_baselines(test_size)
     speed = step_speed(n_generate, context, quick, device)
     pf, cl = rows
-    gain = 1.0 - pf["mse"] / cl["mse"]
+    gain = 1.0 - pf["test"]["mse"] / cl["test"]["mse"]
+    goal = {"table": "goals", "name": "PFGNet-S MSE below ConvLSTM's", "pfgnet_mse_reduction": gain, "met": gain >= 0.2}
     what = "CPU-time (process_time)" if select_device(device).type == "cpu" else "wall-clock"
     print(f"Moving MNIST 10->10, {minutes:g} min {what} training budget each on {device}, "
           f"{test_size} fixed test sequences (held-out digits); throughputs per second of that clock:")
-    print(_table(rows))
-    for name, r in ref.items():
-        print(f"reference, no training ({name}): MSE {r['mse']:.2f}, MAE {r['mae']:.2f}, SSIM {r['ssim']:.4f}, "
-              f"PSNR {r['psnr']:.2f}")
+    kit.print_table(rows, TABLE)
+    for r in ref:
+        t = r["test"]
+        print(f"reference, no training ({r['name']}): MSE {t['mse']:.2f}, MAE {t['mae']:.2f}, SSIM {t['ssim']:.4f}, "
+              f"PSNR {t['psnr']:.2f}")
     print(f"PFGNet-S MSE is {100 * gain:.1f}% below ConvLSTM's (goal: >= 20%)")
     print(f"ConvS5 generation of {speed['generated']} frames after {speed['context']}: step mode "
           f"{speed['step_mode_s']:.2f}s, parallel model re-run on each prefix {speed['parallel_prefix_s']:.2f}s ({what}) "
           f"-> {speed['speedup']:.1f}x (goal: >= 10x); parallel vs step on the same inputs: max |diff| "
           f"{speed['teacher_forced_max_abs_diff']:.1e}")
-    return {"device": device, "quick": quick, "budget_minutes": minutes, "test_size": test_size,
-            "equal_budget": rows, "no_training_reference": ref, "pfgnet_mse_reduction": gain, "convs5_step_mode": speed,
-            "torch": torch.__version__, "threads": torch.get_num_threads()}
+    rows = [*rows, *ref, speed, goal]
+    kit.write_json(out, "vision", quick, rows, device=device, budget_minutes=minutes, test_size=test_size,
+                   threads=torch.get_num_threads())
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,9 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", type=Path, default=None, help="keep the training runs in this folder")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     a = p.parse_args(argv)
-    res = run(a.quick, a.out, a.device, a.minutes, a.test_size, keep=a.keep, threads=a.threads)
-    if a.out:
-        a.out.write_text(json.dumps(res, indent=2, default=str))
+    run(a.quick, a.out, a.device, a.minutes, a.test_size, keep=a.keep, threads=a.threads)
     return 0
 
 

@@ -19,17 +19,18 @@ Arrays are (N, T, C, H, W) in [0, 1] (N samples, T predicted frames).
   not comparable with OpenSTL's. :func:`psnr_pfgnet_uint8` reproduces that number only so
   that the difference can be shown; it is never reported as ``psnr``.
 
-Model cost: :func:`count_params`, and :func:`count_flops` with
+Model cost (the core's, :mod:`ostinato.core.measure`, re-exported): :func:`count_params`, and :func:`count_flops` with
 ``torch.utils.flop_counter.FlopCounterMode`` (which counts 2 FLOPs per multiply-add).
 OpenSTL's "FLOPs" column is fvcore's count, one per multiply-add, i.e. ``macs`` here.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 import torch
+
+from ostinato.core.measure import count_flops, count_params  # noqa: F401  (re-exported: model cost)
 
 SSIM_WIN = 7
 
@@ -150,23 +151,3 @@ class FrameMetrics:
         """Metric at each predicted frame index, averaged over samples (e.g. SSIM over horizon)."""
         return {k: (v / self.samples).tolist() for k, v in self.per_step.items()}
 
-
-# --------------------------------------------------------------------------- model cost
-
-
-def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-@torch.no_grad()
-def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of one call of ``fn`` via torch's FlopCounterMode (2 per multiply-add).
-
-    Divide by 2 for MACs, the fvcore convention of OpenSTL's FLOPs column.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    mode = FlopCounterMode(display=False)
-    with mode:
-        fn()
-    return int(mode.get_total_flops())

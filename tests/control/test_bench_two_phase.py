@@ -20,17 +20,19 @@ def test_two_phase_bench_chains_each_policys_phases(monkeypatch, tmp_path):
     monkeypatch.setattr(train, "fit", fake_fit)
     monkeypatch.setattr(bench, "_ensure_demos", lambda *a, **k: None)
     monkeypatch.setattr(bench, "env_steps_per_s", lambda *a, **k: 1.0)
-    row = bench.run_two_phase(tmp_path)
+    rows = {r["policy"]: r for r in bench.run_two_phase(tmp_path)}
     assert len(calls) == 6
     for short, (i, j) in zip(("muvla", "memoryless", "lstm"), ((0, 1), (2, 3), (4, 5))):
         (c1, o1), (c2, o2) = calls[i], calls[j]
         assert c1.trainer.init_from == "" and c2.trainer.init_from == str(o1 / "best.pt")
-        assert c1.data["keyframe_steps"] == 6 and c1.data["keyframe_only"] and c2.data["window"] == 12
-        assert row[short]["steps"] == 12 and row[short]["train_time_s"] == 3.0 and row[short]["success_once"] == 0.8
-    assert calls[0][0].model["name"] == "muvla" and calls[0][0].model["memory_recon"] == 100
-    assert calls[2][0].model["name"] == "muvla_memoryless" and calls[3][0].model["memory_recon"] == 0
-    assert calls[4][0].model["name"] == calls[5][0].model["name"] == "lstm_policy"
-    assert row["task"] == "RememberColor3-v0 (two-phase)"
+        assert c1.data.keyframe_steps == 6 and c1.data.keyframe_only and c2.data.window == 12
+        r = rows[short]
+        assert r["steps"] == 12 and r["train_time_s"] == 3.0 and r["test"]["success_once"] == 0.8
+        assert r["phase1_key_acc"] == 0.9 and r["params"] is None  # the fake fit wrote no checkpoint
+    assert calls[0][0].model_name == "muvla" and calls[0][0].model.memory_recon == 100
+    assert calls[2][0].model_name == "muvla_memoryless" and calls[3][0].model.memory_recon == 0
+    assert calls[4][0].model_name == calls[5][0].model_name == "lstm_policy"
+    assert all(r["task"] == "RememberColor3-v0 (two-phase)" for r in rows.values())
 
 
 @pytest.mark.slow
@@ -51,15 +53,15 @@ def test_two_phase_bench_runs_end_to_end_at_a_tiny_budget(monkeypatch, tmp_path)
     extra = [f"data.demos={demos / env}", f"data.val_demos={demos / f'{env}_val'}",
              "data.episodes=16", "data.streams=4", "trainer.max_steps=4", "trainer.eval_every_steps=2",
              "eval.episodes=3", "eval.val_episodes=3"]
-    row = bench.run_two_phase(tmp_path / "work", extra)
+    rows = {r["policy"]: r for r in bench.run_two_phase(tmp_path / "work", extra)}
     train, val = sorted((demos / env).glob("ep_*.npz")), sorted((demos / f"{env}_val").glob("ep_*.npz"))
     assert len(train) == 16 and len(val) == 100
     assert int(np.load(train[0])["seed"]) == 0 and int(np.load(val[0])["seed"]) == bench.TWO_PHASE_VAL_SEED
-    assert row["env_steps_per_s"] > 0
+    assert all(r["env_steps_per_s"] > 0 for r in rows.values())
     for short in ("muvla", "memoryless", "lstm"):
         p1, p2 = tmp_path / "work" / f"two_phase_{short}_p1", tmp_path / "work" / f"two_phase_{short}_p2"
         assert (p1 / "best.pt").is_file() and str(p1 / "best.pt") in (p2 / "config.yaml").read_text()
         res = json.loads((p2 / "results.json").read_text())
         assert res["test"]["episodes"] == 3 and res["val"]["episodes"] == 3
-        assert row[short]["steps"] == 8 and 0.0 <= row[short]["success_once"] <= 1.0
-        assert row[short]["success_once"] == res["test"]["success_once"]
+        assert rows[short]["steps"] == 8 and 0.0 <= rows[short]["test"]["success_once"] <= 1.0
+        assert rows[short]["test"]["success_once"] == res["test"]["success_once"] and rows[short]["params"] > 0

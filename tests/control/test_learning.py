@@ -72,8 +72,9 @@ def test_bench_quick_memory_beats_memoryless(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ostinato.core.cli", "bench", "control", "--quick", "--out", str(out)],
                        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=1800)
     assert r.returncode == 0, r.stderr
-    row = json.loads(out.read_text())["rows"][0]
-    assert row["task"] == "cue_task" and row["muvla"]["episodes"] == 100
+    rows = json.loads(out.read_text())["rows"]
+    row = {r["policy"]: r["test"] for r in rows if r["task"] == "cue_task"}  # one row per policy
+    assert row["muvla"]["episodes"] == 100
     assert row["muvla"]["success_once"] >= 0.8
     assert row["memoryless"]["success_once"] <= 0.5
     assert 0.0 <= row["lstm"]["success_once"] <= 1.0

@@ -8,9 +8,10 @@ from ostinato.core import bench
 
 def test_bench_rows_and_json(tmp_path, capsys):
     out = tmp_path / "core.json"
-    res = bench.run(quick=True, out=out, lengths=[8, 20], batch=2, width=4, state=2)
-    assert json.loads(out.read_text())["rows"] == json.loads(json.dumps(res["rows"]))
-    rows = res["rows"]
+    rows = bench.run(quick=True, out=out, lengths=[8, 20], batch=2, width=4, state=2)
+    doc = json.loads(out.read_text())
+    assert doc["rows"] == json.loads(json.dumps(rows))
+    assert doc["bench"] == "core" and doc["shape"]["lengths"] == [8, 20] and doc["total_s"] > 0
     impls = {(r["group"], r["impl"]) for r in rows}
     for want in [("scan", "sequential (reference)"), ("scan", "associative"), ("scan", "chunked"), ("scan", "log"),
                  ("selective", "ref loop (selective_scan_ref)"), ("selective", "chunked (ours)"),
@@ -26,7 +27,7 @@ def test_bench_rows_and_json(tmp_path, capsys):
     fast = [r for r in rows if r["impl"] == "chunked (ours)"]
     assert len(fast) == 2 and all(r["speedup_fwdbwd"] > 0 for r in fast)
     text = capsys.readouterr().out
-    assert "selective" in text and "x f+b" in text
+    assert "selective" in text and "x f+b" in text and text.count("| scan ") == 8
 
 
 def test_peak_bytes_counts_allocations_during_the_call():

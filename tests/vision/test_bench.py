@@ -23,14 +23,18 @@ def test_quick_bench_end_to_end(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     import json
 
-    res = json.loads(out.read_text())
-    assert [row["model"] for row in res["equal_budget"]] == ["pfgnet_mmnist_s", "convlstm_mmnist"]
-    assert res["convs5_step_mode"]["speedup"] > 1
-    assert set(res["no_training_reference"]) == {"zeros", "last_input_frame"}
+    from ostinato.core.benchkit import select
+
+    rows = json.loads(out.read_text())["rows"]
+    eq = select(rows, "equal_budget")
+    assert [row["model"] for row in eq] == ["pfgnet_mmnist_s", "convlstm_mmnist"]
+    assert all(row["params"] > 0 and row["macs_G"] > 0 and "mse" in row["test"] for row in eq)
+    assert select(rows, "convs5_step_mode")[0]["speedup"] > 1
+    assert {r["name"] for r in select(rows, "no_training_reference")} == {"zeros", "last_input_frame"}
 
 
 def test_no_training_reference_rows():
-    ref = bench.trivial_baselines(test_size=4)
+    ref = {r["name"]: r["test"] for r in bench.trivial_baselines(test_size=4)}
     assert set(ref) == {"zeros", "last_input_frame"}
     z = ref["zeros"]
     assert z["mse"] > 0 and 0 < z["ssim"] < 1 and z["mae"] > 0
