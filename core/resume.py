@@ -32,8 +32,10 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def changed_keys(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """Keys whose value differs. A key the saved config lacks is not compared: the run was made
+    by an older ostinato, before the key existed (its default is then what the run did)."""
     a, b = flatten(saved), flatten(now)
-    return sorted(k for k in a.keys() | b.keys() if k not in _LABELS and a.get(k, "<unset>") != b.get(k, "<unset>"))
+    return sorted(k for k in a if k not in _LABELS and a[k] != b.get(k, "<unset>"))
 
 
 def check_same_config(saved: dict[str, Any], now: dict[str, Any], where: Path) -> list[str]:

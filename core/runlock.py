@@ -34,8 +34,10 @@ class RunLock:
     def __init__(self, out: Path):
         self.path = Path(out) / LOCK_NAME
         self.fd: int | None = None
+        self.created = False  # whether acquire() made the folder (a run that fails at once removes it again)
 
     def acquire(self) -> "RunLock":
+        self.created = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:
@@ -61,4 +63,9 @@ class RunLock:
         return self.acquire()
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if e is not None and self.created and [p.name for p in self.path.parent.iterdir()] == [LOCK_NAME]:
+            self.path.unlink()  # a run that failed before writing anything leaves no folder behind
+            self.release()
+            self.path.parent.rmdir()
+            return
         self.release()

@@ -80,3 +80,17 @@ def test_a_killed_holder_releases_the_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     assert ckpt.load(out / "last.pt")["pos"]["step"] == 6 * 16
     assert f"pid {first.pid} " not in (out / ".lock").read_text()  # the new holder wrote its own line
+
+
+def test_a_run_that_fails_at_once_leaves_no_folder(tmp_path):
+    from ostinato.core import recipe
+    from ostinato.core.errors import DataError
+    from ostinato.core.train import fit
+
+    with pytest.raises(DataError, match="does not exist"):
+        fit(recipe.load("core/toy_seq", [f"trainer.init_from={tmp_path / 'nothing.pt'}"]), tmp_path / "new", quiet=True)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()  # a folder that was there stays
+    with pytest.raises(DataError, match="does not exist"):
+        fit(recipe.load("core/toy_seq", [f"trainer.init_from={tmp_path / 'nothing.pt'}"]), tmp_path / "old", quiet=True)
+    assert (tmp_path / "old").is_dir()

@@ -298,3 +298,16 @@ def test_train_time_counts_the_whole_run_after_a_resume(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "results.json").read_text())["train_time_s"] == res["train_time_s"]
     rows = [r.split(",") for r in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
     assert all(float(r[2]) > 1000 for r in rows if int(r[0]) > 10)
+
+
+def test_resume_config_comparison_rules():
+    from ostinato.core.resume import changed_keys, check_same_config
+
+    saved = {"optim": {"lr": 0.01, "betas": [0.9, 0.99]}, "trainer": {"max_steps": 5}, "recipe": "core/toy_seq"}
+    now = {"optim": {"lr": 0.01, "betas": (0.9, 0.99)}, "trainer": {"max_steps": 9, "ema_decay": 0.0},
+           "recipe": "/abs/path/toy_seq.yaml"}
+    # tuples equal lists; the recipe's name is a label; a key newer than the checkpoint is not compared
+    assert changed_keys(saved, now) == ["trainer.max_steps"]
+    assert check_same_config(saved, now, Path("last.pt")) == ["trainer.max_steps"]
+    with pytest.raises(ConfigError, match=r"optim\.betas \(\[0\.9, 0\.99\] -> \[0\.9, 0\.999\]\)"):
+        check_same_config(saved, {**now, "optim": {"lr": 0.01, "betas": (0.9, 0.999)}}, Path("last.pt"))
