@@ -2,6 +2,7 @@
 holds once set up (:class:`Run`); shared by the steps of ``core.fit`` and ``core.steps``."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from . import __version__
 from . import checkpoint as ckpt
@@ -54,10 +56,10 @@ class Run:
     model: torch.nn.Module
     runner: torch.nn.Module  # model.loss, under DDP when distributed
     opt: torch.optim.Optimizer
-    sched: Any
-    scaler: Any
-    ema: Any  # AveragedModel or None
-    amp: Any  # the autocast context
+    sched: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    ema: AveragedModel | None  # trainer.ema_decay: the weight average
+    amp: contextlib.AbstractContextManager[Any]  # autocast, or a null context
     steps_per_epoch: int
     total_steps: int
     state: TrainState
@@ -94,7 +96,6 @@ def model_name(cfg: RunConfig) -> str:
         return str(name)
     m = cfg.model
     return str(m["name"] if isinstance(m, dict) else getattr(m, "name", type(m).__name__))
-
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:
