@@ -46,7 +46,7 @@ def _enhance(model, noisy: torch.Tensor, chunk_seconds: float) -> np.ndarray:
 
 
 def evaluate(model, data, split: str, cfg) -> dict[str, float]:
-    ecfg = AudioEvalConfig(**cfg.eval) if isinstance(cfg.eval, dict) else cfg.eval
+    ecfg: AudioEvalConfig = cfg.eval  # the run's typed eval section
     model.eval()
     ds = data.split(split)
     sr = data.meta.get("sample_rate", model.sample_rate)

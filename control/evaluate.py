@@ -187,12 +187,9 @@ def demo_metrics(model, windows, group: int = 64) -> dict[str, float]:
 
 def _val_windows(cfg, model_kwargs: dict):
     """The held-out demos of ``data.val_demos`` (found under $OSTINATO_DATA, the cache or as a path)."""
-    from ostinato.core.config import from_dict
+    from .data.episodic import val_demo_windows
 
-    from .data.episodic import ControlDemosConfig, val_demo_windows
-
-    dcfg = from_dict(ControlDemosConfig, {k: v for k, v in cfg.data.items() if k != "name"}, where="data")
-    return val_demo_windows(dcfg, None, model_kwargs)
+    return val_demo_windows(cfg.data, None, model_kwargs)
 
 
 def evaluate(model, data, split: str, cfg) -> dict[str, float]:
@@ -202,16 +199,14 @@ def evaluate(model, data, split: str, cfg) -> dict[str, float]:
     ``eval.val_episodes=0`` makes validation teacher-forced only (no simulator: a machine
     without ManiSkill can train and select checkpoints on ``demo_l1`` or ``key_acc``).
     """
-    from ostinato.core.config import from_dict
-
-    ev = from_dict(ControlEvalConfig, cfg.eval or {}, where="eval")
+    ev: ControlEvalConfig = cfg.eval  # the run's typed eval section
     n = ev.val_episodes if split == "val" else ev.episodes
     base = VAL_SEED_BASE if split == "val" else TEST_SEED_BASE
     env_cfg = EnvConfig(**data.inference["env"])  # from the checkpoint: `ostinato eval` builds no data
     gifs = ev.save_dir
     out: dict[str, float] = {}
     windows = data.meta.get("val_windows")
-    if split == "val" and windows is None and (cfg.data or {}).get("val_demos"):
+    if split == "val" and windows is None and getattr(cfg.data, "val_demos", ""):
         windows = _val_windows(cfg, data.model_kwargs)  # eval of a saved run: read the held-out demos now
     if split == "val" and windows is not None:
         out.update(demo_metrics(model, windows))

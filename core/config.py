@@ -6,6 +6,13 @@ names the key and lists the valid ones. Supported field types: bool, int, float,
 ``Optional[...]``, ``Literal[...]``, ``list[...]``/``tuple[...]``, ``dict`` and nested
 dataclasses. An int is accepted where a float is expected, and so is a string that parses as
 a float (YAML 1.1 reads ``1e-3`` as a string).
+
+Ranges: a numeric field may declare its allowed range in its metadata
+(``lr: float = ranged(1e-3, lo=0, lo_open=True)``, i.e. ``field(metadata={"range": Range(...)})``);
+``from_dict`` checks it, and so does it for the fields named in ``name_ranges`` (the ranges
+that hold for a name in every model config: ``d_model >= 1``, ``dropout`` in [0, 1), ...,
+see :data:`MODEL_RANGES`). A value out of range is a :class:`ConfigError` naming the key
+and the range. ``load_yaml`` refuses a mapping with a duplicate key.
 """
 from __future__ import annotations
 
@@ -108,13 +115,98 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """An allowed interval for a number (or for each number of a list): lo/hi None = unbounded."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, v: float) -> bool:
+        if self.lo is not None and not (v > self.lo if self.lo_open else v >= self.lo):
+            return False
+        if self.hi is not None and not (v < self.hi if self.hi_open else v <= self.hi):
+            return False
+        return v == v  # nan is in no range
+
+    def __str__(self) -> str:
+        def num(x: float) -> str:
+            return f"{x:g}" if isinstance(x, float) else str(x)
+
+        if self.lo is not None and self.hi is not None:
+            return f"{'(' if self.lo_open else '['}{num(self.lo)}, {num(self.hi)}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {num(self.lo)}"
+        if self.hi is not None:
+            return f"{'<' if self.hi_open else '<='} {num(self.hi)}"
+        return "any"
+
+
+def ranged(default: Any = dataclasses.MISSING, lo: float | None = None, hi: float | None = None, *,
+           lo_open: bool = False, hi_open: bool = False, **kw: Any) -> Any:
+    """``dataclasses.field`` with an allowed range in its metadata (checked by ``from_dict``)."""
+    meta = {**kw.pop("metadata", {}), "range": Range(lo, hi, lo_open, hi_open)}
+    return dataclasses.field(default=default, metadata=meta, **kw)
+
+
+AT_LEAST_1 = Range(1)
+NON_NEGATIVE = Range(0)
+POSITIVE = Range(0, lo_open=True)
+PROBABILITY = Range(0, 1)
+DROP_RATE = Range(0, 1, hi_open=True)
+
+# Ranges by field name, for every model config (a field never changes meaning between models).
+# Fields where 0 is meaningful (n_mem=0: memoryless; n_vars/n_items=0: filled from the data;
+# hop_length/win_length=0: derived) are left out.
+MODEL_RANGES: dict[str, Range] = {
+    **dict.fromkeys(
+        ("d_model", "d_state", "d_hidden", "d_conv", "d_input", "n_layers", "n_heads", "n_blocks", "headdim",
+         "ssm_size", "hid_S", "N_S", "N_T", "rnn_layers", "num_groups", "ngroups", "patch_size", "patch_len",
+         "image_grid", "recon_grid", "n_unets", "enc_blocks", "fsmn_hidden", "kernel_size", "tbptt_length",
+         "action_dim", "vocab", "max_tokens", "sample_rate", "se_reduction", "attn_chunk"),
+        AT_LEAST_1),
+    **dict.fromkeys(("dropout", "attn_dropout", "head_dropout", "drop", "drop_path"), DROP_RATE),
+    **dict.fromkeys(("n_mem", "memory_recon", "kl_weight", "l2_emb"), NON_NEGATIVE),
+    "mlp_ratio": POSITIVE,
+    "ema_alpha": PROBABILITY,
+}
+# Ranges by field name, for every dataset config.
+DATA_RANGES: dict[str, Range] = {"batch_size": AT_LEAST_1}
+
+
+def _range_of(f: dataclasses.Field, name_ranges: dict[str, Range] | None) -> Range | None:
+    r = f.metadata.get("range") if f.metadata else None
+    return r if r is not None else (name_ranges or {}).get(f.name)
+
+
+def check_ranges(obj: Any, where: str = "", name_ranges: dict[str, Range] | None = None) -> None:
+    """Raise :class:`ConfigError` for the first numeric field of ``obj`` (nested dataclasses too)
+    outside its range (field metadata, else ``name_ranges`` by field name)."""
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        key = f"{where}.{f.name}" if where else f.name
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            check_ranges(v, key, name_ranges)
+            continue
+        r = _range_of(f, name_ranges)
+        if r is None:
+            continue
+        for x in (v if isinstance(v, (list, tuple)) else [v]):
+            if isinstance(x, (int, float)) and not isinstance(x, bool) and x not in r:
+                shown = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v
+                raise ConfigError(f"{key}={shown}: expected {'each value ' if isinstance(v, (list, tuple)) else ''}{r}")
+
+
 def field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
 
 
-def from_dict(cls: type, d: dict[str, Any] | None, where: str = "") -> Any:
-    """Build dataclass ``cls`` from ``d``, validating keys and types (see module doc)."""
+def from_dict(cls: type, d: dict[str, Any] | None, where: str = "",
+              name_ranges: dict[str, Range] | None = None) -> Any:
+    """Build dataclass ``cls`` from ``d``, validating keys, types and ranges (see module doc)."""
     d = dict(d or {})
     types_ = field_types(cls)
     unknown = [k for k in d if k not in types_]
@@ -126,15 +218,37 @@ def from_dict(cls: type, d: dict[str, Any] | None, where: str = "") -> Any:
         obj = cls(**kwargs)
     except TypeError as e:  # a required field is missing
         raise ConfigError(f"{where or cls.__name__}: {e}") from None
+    return checked(obj, where, name_ranges)
+
+
+def checked(obj: Any, where: str = "", name_ranges: dict[str, Range] | None = None) -> Any:
+    """Check the ranges of ``obj``, then run its ``validate()`` if it has one; return ``obj``."""
+    check_ranges(obj, where, name_ranges)
     check = getattr(obj, "validate", None)
     if callable(check):
         check()
     return obj
 
 
+def replace(obj: Any, changes: dict[str, Any], where: str = "", name_ranges: dict[str, Range] | None = None) -> Any:
+    """A copy of dataclass ``obj`` with ``changes`` (keys, types and ranges checked like ``from_dict``)."""
+    types_ = field_types(type(obj))
+    unknown = [k for k in changes if k not in types_]
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(types_)}")
+    kwargs = {k: _coerce(v, types_[k], f"{where}.{k}" if where else k) for k, v in changes.items()}
+    return checked(dataclasses.replace(obj, **kwargs), where, name_ranges)
+
+
 def to_dict(obj: Any) -> Any:
-    """Dataclass -> plain dict (tuples become lists so that YAML stays readable)."""
+    """Dataclass -> plain dict (tuples become lists so that YAML stays readable), for saving.
+
+    A dataclass with its own ``to_dict()`` method (the run config) is written by it."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        own = getattr(type(obj), "to_dict", None)
+        if callable(own):
+            return own(obj)
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
@@ -180,6 +294,34 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     return d
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int):
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.line = key, line
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping with the same key twice (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    dup = key in seen
+                except TypeError:  # an unhashable key: PyYAML says so itself
+                    continue
+                if dup:
+                    raise _DuplicateKey(key, key_node.start_mark.line)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
@@ -187,7 +329,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as e:
         raise ConfigError(f"cannot read {p}: {e.strerror or e}") from None
     try:
-        d = yaml.safe_load(text) or {}
+        d = yaml.load(text, Loader=UniqueKeyLoader) or {}
+    except _DuplicateKey as e:
+        raise ConfigError(f"{p} line {e.line + 1}: duplicate key {e.key!r} (each key may appear once per section)") from None
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         where = f" line {line + 1}" if line is not None else ""

@@ -13,6 +13,13 @@ A recipe is a YAML file with these top-level sections::
 ``model``, ``data`` and ``eval`` are checked against the registered config dataclasses;
 ``optim``, ``sched`` and ``trainer`` against the dataclasses below. ``RECIPE`` on the
 command line is ``<domain>/<name>`` (a shipped YAML) or a path to a YAML file.
+
+:func:`resolve` turns recipe + overrides into a :class:`RunConfig` once: every section is an
+instance of its dataclass (keys, types and ranges checked), and that object is what the rest
+of the run reads; it is never turned back into a dict except to be saved (``to_dict``).
+Fields the data decides (``DataBundle.model_kwargs``: n_vars, seq_len, n_items, ...) are
+merged in one place, :func:`merge_data_fields`: a value the recipe or the user set that
+differs from the data's is a :class:`ConfigError`.
 """
 from __future__ import annotations
 
@@ -21,18 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .config import apply_overrides, from_dict, load_yaml, to_dict
+from .config import DATA_RANGES, MODEL_RANGES, apply_overrides, from_dict, load_yaml, ranged, replace, to_dict
 from .errors import ConfigError
 
 
 @dataclass
 class OptimConfig:
     name: Literal["adam", "adamw", "sgd"] = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    momentum: float = 0.9  # sgd only
+    lr: float = ranged(1e-3, 0)  # 0: frozen weights (a dry run)
+    weight_decay: float = ranged(0.0, 0)
+    betas: tuple[float, float] = ranged((0.9, 0.999), 0, 1, hi_open=True)
+    eps: float = ranged(1e-8, 0)
+    momentum: float = ranged(0.9, 0, 1)  # sgd only
 
 
 @dataclass
@@ -45,36 +52,36 @@ class SchedConfig:
     """
 
     name: Literal["constant", "cosine", "onecycle", "epoch_decay"] = "constant"
-    warmup_steps: int = 0
-    min_lr: float = 0.0
-    pct_start: float = 0.3
-    gamma: float = 0.5
+    warmup_steps: int = ranged(0, 0)
+    min_lr: float = ranged(0.0, 0)
+    pct_start: float = ranged(0.3, 0, 1)
+    gamma: float = ranged(0.5, 0, lo_open=True)
 
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 10
-    max_steps: int = 0  # 0: no step limit
-    max_minutes: float = 0.0  # wall-clock training budget; 0: none
-    steps_per_epoch: int = 0  # 0: one pass over the training set
-    eval_every: int = 1  # epochs between validations
-    eval_every_steps: int = 0  # if > 0, validate every this many steps instead
-    patience: int = 0  # validations without improvement before stopping; 0: off
+    max_epochs: int = ranged(10, 0)
+    max_steps: int = ranged(0, 0)  # 0: no step limit
+    max_minutes: float = ranged(0.0, 0)  # wall-clock training budget; 0: none
+    steps_per_epoch: int = ranged(0, 0)  # 0: one pass over the training set
+    eval_every: int = ranged(1, 0)  # epochs between validations
+    eval_every_steps: int = ranged(0, 0)  # if > 0, validate every this many steps instead
+    patience: int = ranged(0, 0)  # validations without improvement before stopping; 0: off
     monitor: str = "loss"  # key of the validation metrics used for selection
     mode: Literal["min", "max"] = "min"
-    grad_clip: float = 0.0  # max grad norm; 0: off
-    ema_decay: float = 0.0  # exponential moving average of the weights, validated and saved instead; 0: off
+    grad_clip: float = ranged(0.0, 0)  # max grad norm; 0: off
+    ema_decay: float = ranged(0.0, 0, 1, hi_open=True)  # exponential moving average of the weights, validated and saved instead; 0: off
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, off on CPU
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    seed: int = 0
-    ckpt_every_steps: int = 0  # also write last.pt every this many steps; 0: at validations only
-    log_every_steps: int = 50  # metrics.csv / TensorBoard rows of the running train metrics
+    seed: int = ranged(0, 0)
+    ckpt_every_steps: int = ranged(0, 0)  # also write last.pt every this many steps; 0: at validations only
+    log_every_steps: int = ranged(50, 0)  # metrics.csv / TensorBoard rows of the running train metrics
     # without a TTY (nohup, a scheduler, `2>&1 | tee log`): one progress line on stderr every this
     # many seconds (step, epoch, loss, lr, steps/s, eta); 0: no periodic lines (validation lines stay);
     # with a TTY the tqdm bar is shown instead; --quiet silences both
-    log_every_s: float = 30.0
-    num_workers: int = 0
-    threads: int = 0  # torch.set_num_threads; 0: leave as is
+    log_every_s: float = ranged(30.0, 0)
+    num_workers: int = ranged(0, 0)
+    threads: int = ranged(0, 0)  # torch.set_num_threads; 0: leave as is
     test_at_end: bool = True  # evaluate best.pt on test once, at the end
     init_from: str = ""  # a checkpoint (best.pt / last.pt) whose model weights start this run (fine-tuning); "" = none
 
@@ -84,15 +91,50 @@ class TrainerConfig:
 
 
 @dataclass
+class NoEvalConfig:
+    """The ``eval`` section of a domain that takes no eval options."""
+
+
+@dataclass
 class RunConfig:
+    """A resolved run: every section an instance of its config dataclass.
+
+    ``model`` is the registered model's config (``model_name`` names the model), ``data`` the
+    dataset's (``data_name``), ``eval`` the domain's ``eval_config`` (``NoEvalConfig`` where
+    it has none). ``to_dict()`` gives the recipe layout (``model: {name: ..., ...}``) that
+    ``config.yaml`` and the checkpoints hold and :func:`resolve` reads back.
+    """
+
     domain: str
-    model: dict[str, Any]
-    data: dict[str, Any]
+    model: Any
+    data: Any
+    model_name: str
+    data_name: str
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    eval: dict[str, Any] = field(default_factory=dict)
+    eval: Any = field(default_factory=NoEvalConfig)
     recipe: str = ""
+    # model fields the recipe or the overrides set (not saved): a data-derived value may not contradict them
+    model_set: frozenset = field(default=frozenset(), repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "model": {"name": self.model_name, **to_dict_fields(self.model)},
+            "data": {"name": self.data_name, **to_dict_fields(self.data)},
+            "optim": to_dict_fields(self.optim),
+            "sched": to_dict_fields(self.sched),
+            "trainer": to_dict_fields(self.trainer),
+            "eval": to_dict_fields(self.eval),
+            "recipe": self.recipe,
+        }
+
+
+def to_dict_fields(obj: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
 
 
 _SECTIONS = ("domain", "model", "data", "optim", "sched", "trainer", "eval", "recipe")
@@ -132,8 +174,7 @@ def list_recipes(domain: str | None = None) -> list[tuple[str, Path]]:
 
 
 def resolve(raw: dict[str, Any], overrides: list[str] | None = None, recipe: str = "") -> RunConfig:
-    """Apply overrides and validate every section; returns a RunConfig whose ``model``,
-    ``data`` and ``eval`` dicts hold every field of their config classes (defaults filled)."""
+    """Apply overrides and build every section's dataclass (keys, types and ranges checked)."""
     from .domain import get_domain
     from .registry import get_dataset, get_model
 
@@ -150,23 +191,47 @@ def resolve(raw: dict[str, Any], overrides: list[str] | None = None, recipe: str
     dom = get_domain(domain)
     model = {k: v for k, v in d["model"].items() if k != "name"}
     data = {k: v for k, v in d["data"].items() if k != "name"}
-    model = {"name": mentry.name, **to_dict(from_dict(mentry.config, model, where="model"))}
-    data = {"name": dentry.name, **to_dict(from_dict(dentry.config, data, where="data"))}
     ev = d.get("eval") or {}
     if dom.eval_config is not None:
-        ev = to_dict(from_dict(dom.eval_config, ev, where="eval"))
+        ev = from_dict(dom.eval_config, ev, where="eval")
     elif ev:
         raise ConfigError(f"config key 'eval.{next(iter(ev))}': the {domain} domain takes no eval options")
+    else:
+        ev = NoEvalConfig()
     return RunConfig(
         domain=domain,
-        model=model,
-        data=data,
+        model=from_dict(mentry.config, model, where="model", name_ranges=MODEL_RANGES),
+        data=from_dict(dentry.config, data, where="data", name_ranges=DATA_RANGES),
+        model_name=mentry.name,
+        data_name=dentry.name,
         optim=from_dict(OptimConfig, d.get("optim"), where="optim"),
         sched=from_dict(SchedConfig, d.get("sched"), where="sched"),
         trainer=from_dict(TrainerConfig, d.get("trainer"), where="trainer"),
         eval=ev,
         recipe=str(d.get("recipe") or recipe),
+        model_set=frozenset(model),
     )
+
+
+def merge_data_fields(cfg: RunConfig, model_kwargs: dict[str, Any] | None) -> RunConfig:
+    """Merge the fields the data decides (``DataBundle.model_kwargs``) into ``cfg.model``: the one place.
+
+    A field the recipe or the user set (``cfg.model_set``) to another value than the data's is a
+    :class:`ConfigError` naming both; an equal one is fine. Returns ``cfg`` with the merged model
+    config (a new dataclass instance; ``cfg`` is what is saved as ``config.yaml``).
+    """
+    kw = dict(model_kwargs or {})
+    if not kw:
+        return cfg
+    merged = replace(cfg.model, kw, where="model", name_ranges=MODEL_RANGES)  # unknown keys, types, ranges
+    for k in kw:
+        have, want = getattr(cfg.model, k), getattr(merged, k)
+        if k in cfg.model_set and have != want:
+            raise ConfigError(f"model.{k}={have!r} in the recipe, but the data ({cfg.data_name}) has {k}={want!r}; "
+                              f"drop model.{k} (the data sets it) or set it to {want!r}")
+    cfg.model = merged
+    cfg.model_set = cfg.model_set | frozenset(kw)
+    return cfg
 
 
 def load(ref: str, overrides: list[str] | None = None) -> RunConfig:
@@ -175,4 +240,4 @@ def load(ref: str, overrides: list[str] | None = None) -> RunConfig:
 
 
 def as_dict(cfg: RunConfig) -> dict[str, Any]:
-    return to_dict(cfg)
+    return cfg.to_dict()

@@ -13,29 +13,26 @@ from typing import Any
 import torch
 
 from . import checkpoint as ckpt
-from .config import from_dict, to_dict
 from .data import DataBundle, from_plain
 from .device import autocast as _autocast, seed_everything, select_device, to_device  # noqa: F401 (re-exported)
 from .domain import get_domain
 from .errors import ConfigError
-from .recipe import RunConfig, resolve
+from .recipe import RunConfig, merge_data_fields, resolve
 from .registry import get_dataset, get_model
 
 
 # ----------------------------------------------------------------------------- building
 def build_data(cfg: RunConfig, data_root: str | Path | None = None) -> DataBundle:
-    entry = get_dataset(cfg.data["name"])
-    dcfg = from_dict(entry.config, {k: v for k, v in cfg.data.items() if k != "name"}, where="data")
-    return entry.builder(dcfg, data_root)
+    return get_dataset(cfg.data_name).builder(cfg.data, data_root)
 
 
 def build_model(cfg: RunConfig, model_kwargs: dict[str, Any] | None = None) -> torch.nn.Module:
-    """Build the model; fields the data supplies (``model_kwargs``) override the recipe's."""
-    entry = get_model(cfg.model["name"])
-    fields = {k: v for k, v in cfg.model.items() if k != "name"}
-    fields.update(model_kwargs or {})
-    cfg.model = {"name": entry.name, **to_dict(from_dict(entry.config, fields, where="model"))}
-    return entry.builder(from_dict(entry.config, fields, where="model"))
+    """Build the model from ``cfg.model``, after merging the fields the data decides
+    (``model_kwargs``) into it (:func:`~ostinato.core.recipe.merge_data_fields`: a recipe value
+    that contradicts the data is a ConfigError). The builder gets ``cfg.model`` itself and never
+    changes it, so ``cfg`` is exactly what was built."""
+    merge_data_fields(cfg, model_kwargs)
+    return get_model(cfg.model_name).builder(cfg.model)
 
 
 def evaluate_split(model: torch.nn.Module, data: DataBundle, split: str, cfg: RunConfig) -> dict[str, float]:
@@ -71,7 +68,8 @@ def load_run(
 ) -> tuple[torch.nn.Module, RunConfig, DataBundle | None]:
     """Load a trained run (a run directory or a .pt file): (model in eval mode, config, data).
 
-    The model is built from the checkpoint alone (its config and saved ``model_kwargs``).
+    The model is built from the checkpoint's saved config alone (the data-derived fields were
+    merged into it before it was saved).
     ``data`` is, with ``build_data_too``, the dataset built from the config (every split;
     ``eval`` needs it), except for a domain whose ``evaluate`` needs no data
     (``Domain.eval_needs_data=False``); otherwise, and for such a domain, it is the
@@ -86,14 +84,14 @@ def load_run(
     cfg = resolve(state["config"], list(overrides))
     saved = None
     if "inference" in state:
-        saved = DataBundle(batch_size=int(cfg.data.get("batch_size") or 32), model_kwargs=dict(state.get("model_kwargs") or {}),
+        saved = DataBundle(batch_size=int(getattr(cfg.data, "batch_size", None) or 32), model_kwargs=dict(state.get("model_kwargs") or {}),
                            inference=from_plain(state["inference"]))
     data_free = saved is not None and not get_domain(cfg.domain).eval_needs_data
     if (build_data_too and not data_free) or (saved is None and rebuild_if_old):
         data = build_data(cfg, data_root)
     else:
         data = saved
-    model = build_model(cfg, data.model_kwargs if data is not None else None)
+    model = build_model(cfg)
     model.load_state_dict(state["model"])
     model.to(device).eval()
     return model, cfg, data

@@ -25,7 +25,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ostinato.core.config import from_dict
 from ostinato.core.data import index_rng
 from ostinato.core.errors import ConfigError
 from ostinato.core.measure import model_device
@@ -106,10 +105,8 @@ def full_ranks(model, loo: LeaveOneOut, split: str, maxlen: int, ecfg: RecEvalCo
 
 
 def eval_config(cfg) -> RecEvalConfig:
-    ev = getattr(cfg, "eval", None) if cfg is not None else None
-    if isinstance(ev, RecEvalConfig):
-        return ev
-    return from_dict(RecEvalConfig, ev or {}, where="eval")
+    """The run's typed eval section (the defaults without a run config)."""
+    return cfg.eval if cfg is not None else RecEvalConfig()
 
 
 def evaluate(model, data, split: str, cfg=None) -> dict[str, float]:

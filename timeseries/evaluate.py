@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ostinato.core.config import from_dict
 from ostinato.core.data import batches
 from ostinato.core.device import to_device
 from ostinato.core.errors import ConfigError
@@ -54,10 +53,8 @@ class TimeseriesEvalConfig:
 
 
 def eval_config(cfg) -> TimeseriesEvalConfig:
-    ev = getattr(cfg, "eval", None) if cfg is not None else None
-    if isinstance(ev, TimeseriesEvalConfig):
-        return ev
-    return from_dict(TimeseriesEvalConfig, ev or {}, where="eval")
+    """The run's typed eval section (the defaults without a run config)."""
+    return cfg.eval if cfg is not None else TimeseriesEvalConfig()
 
 
 def _loader(data, split: str):

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ostinato.core.config import from_dict
 from ostinato.core.data import batches
 from ostinato.core.errors import ConfigError
 from ostinato.core.measure import model_device
@@ -50,7 +49,8 @@ def predict(model, frames_in: torch.Tensor, n_out: int) -> torch.Tensor:
 
 
 def evaluate(model, data, split: str, cfg) -> dict[str, float]:
-    ecfg = from_dict(VisionEvalConfig, dict(cfg.eval or {}), where="eval")
+    """The vision domain evaluator; ``cfg.eval`` is the run's :class:`VisionEvalConfig`."""
+    ecfg: VisionEvalConfig = cfg.eval
     ds = data.split(split)
     n = min(len(ds), ecfg.max_samples) if ecfg.max_samples else len(ds)
     if n == 0:

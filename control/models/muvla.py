@@ -32,7 +32,7 @@ multi-process data parallel is not supported for these policies.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -44,33 +44,14 @@ from ostinato.core.layers.memory import MemoryTokens
 from ostinato.core.registry import register_model
 
 from .encoders import StepEncoder, first_frame_recon_loss, l1_chunk_loss
+from .policy_config import StepPolicyConfig
 
 
 @dataclass
-class MuVLAConfig:
-    # filled from the data (model_kwargs)
-    image_channels: int = 3  # 3 per camera; 0 = no images (state observations)
-    proprio_dim: int = 4
-    action_dim: int = 2
-    chunk: int = 8  # action-chunk length (OpenVLA-OFT / muVLA: 8)
-    vocab: int = 512
-    max_tokens: int = 16
-    # observation encoder
-    encoder: str = "mobilenetv3_small_050"  # any timm model with features_only
-    pretrained: bool = False  # honoured when the weights are reachable
-    encoder_stage: int = 2  # feature level used (mobilenetv3: 2 = stride 8); -1 = the last
-    encoder_args: dict = field(default_factory=dict)  # timm.create_model keywords, e.g. {channels: [16, 32, 64, 128]}
-    image_grid: int = 4  # image tokens per camera = image_grid ** 2 (adaptive average pooling)
-    # backbone
-    d_model: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0
+class MuVLAConfig(StepPolicyConfig):
     # memory (muVLA flags: --num_mem_tokens, --memory_update, --tbptt_length, --ema_alpha, --attention_mask_mode)
     n_mem: int = 16  # m; 0 = memoryless baseline
     memory_update: Literal["tbptt", "ema"] = "tbptt"
-    tbptt_length: int = 8  # K
     ema_alpha: float = 0.1
     attention_mask_mode: Literal["custom", "full"] = "custom"
     # True: the backbone ends in a LayerNorm and the memory carried to t+1 is that normalised output (like an
@@ -78,13 +59,6 @@ class MuVLAConfig:
     # stream and only the action head reads through a LayerNorm. Probes on RememberColor3 (docs/control.md):
     # with True the colour match stayed near chance for 2000 steps; with False it began to learn by step 2000.
     memory_norm: bool = True
-    # Auxiliary memory loss (not muVLA, which has none; 0 = off): weight of an MSE that asks a small decoder to
-    # rebuild the episode's first frame (average-pooled to recon_grid x recon_grid, normalised like the encoder's
-    # input) from the memory each step writes, after reconstructive-memory agents (MERLIN, Wayne et al. 2018). It
-    # gives the memory write at the cue a direct, dense signal at every step instead of one through the decision
-    # alone. Training only: the decoder is not used to act.
-    memory_recon: float = 0.0
-    recon_grid: int = 16
 
     def validate(self) -> None:
         if self.memory_recon < 0 or (self.memory_recon and (not self.n_mem or not self.image_channels)):
@@ -188,22 +162,50 @@ def muvla(cfg: MuVLAConfig) -> MuVLAPolicy:
     return MuVLAPolicy(cfg)
 
 
-@register_model("muvla_memoryless", config=MuVLAConfig)
-def muvla_memoryless(cfg: MuVLAConfig) -> MuVLAPolicy:
+@dataclass
+class MuVLAMemorylessConfig(MuVLAConfig):
+    n_mem: int = 0
+
+    def validate(self) -> None:
+        if self.n_mem:
+            raise ConfigError(f"muvla_memoryless: n_mem={self.n_mem}: the memoryless baseline has n_mem=0 "
+                              f"(use model muvla for memory tokens)")
+        super().validate()
+
+
+@register_model("muvla_memoryless", config=MuVLAMemorylessConfig)
+def muvla_memoryless(cfg: MuVLAMemorylessConfig) -> MuVLAPolicy:
     """The same policy with m=0 memory tokens: the memoryless baseline."""
-    cfg.n_mem = 0
     return MuVLAPolicy(cfg)
 
 
-@register_model("muvla_ema", config=MuVLAConfig)
-def muvla_ema(cfg: MuVLAConfig) -> MuVLAPolicy:
+@dataclass
+class MuVLAEMAConfig(MuVLAConfig):
+    memory_update: Literal["tbptt", "ema"] = "ema"
+
+    def validate(self) -> None:
+        if self.memory_update != "ema":
+            raise ConfigError(f"muvla_ema: memory_update={self.memory_update!r}: this variant uses 'ema' "
+                              f"(use model muvla for tbptt)")
+        super().validate()
+
+
+@register_model("muvla_ema", config=MuVLAEMAConfig)
+def muvla_ema(cfg: MuVLAEMAConfig) -> MuVLAPolicy:
     """muVLA with the detached-EMA memory update (alpha = ema_alpha) instead of TBPTT."""
-    cfg.memory_update = "ema"
     return MuVLAPolicy(cfg)
 
 
-@register_model("test_muvla", config=MuVLAConfig)
-def test_muvla(cfg: MuVLAConfig) -> MuVLAPolicy:
+@dataclass
+class TestMuVLAConfig(MuVLAConfig):
+    encoder: str = "test_efficientnet"
+    d_model: int = 32
+    n_layers: int = 1
+    n_heads: int = 2
+    image_grid: int = 2
+
+
+@register_model("test_muvla", config=TestMuVLAConfig)
+def test_muvla(cfg: TestMuVLAConfig) -> MuVLAPolicy:
     """Tiny muVLA for tests (timm test_efficientnet encoder, d=32, 1 layer, 4 image tokens)."""
-    cfg.encoder, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.image_grid = "test_efficientnet", 32, 1, 2, 2
     return MuVLAPolicy(cfg)

@@ -15,7 +15,7 @@ policies can be trained by the same procedure.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -26,31 +26,13 @@ from ostinato.core.layers.rnn import LSTM, RNNConfig
 from ostinato.core.registry import register_model
 
 from .encoders import StepEncoder, first_frame_recon_loss, l1_chunk_loss
+from .policy_config import StepPolicyConfig
 
 
 @dataclass
-class LSTMPolicyConfig:
-    image_channels: int = 3
-    proprio_dim: int = 4
-    action_dim: int = 2
-    chunk: int = 8
-    vocab: int = 512
-    max_tokens: int = 16
-    encoder: str = "mobilenetv3_small_050"
-    pretrained: bool = False
-    encoder_stage: int = 2
-    encoder_args: dict = field(default_factory=dict)  # timm.create_model keywords
-    image_grid: int = 4
-    d_model: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0
+class LSTMPolicyConfig(StepPolicyConfig):
     d_hidden: int = 256  # LSTM width
     rnn_layers: int = 1
-    tbptt_length: int = 8  # K
-    memory_recon: float = 0.0  # weight of the first-frame reconstruction from each step's h (0 = off; see muvla)
-    recon_grid: int = 16
 
     def validate(self) -> None:
         if self.memory_recon < 0 or (self.memory_recon and not self.image_channels):
@@ -170,8 +152,17 @@ def lstm_policy(cfg: LSTMPolicyConfig) -> LSTMPolicy:
     return LSTMPolicy(cfg)
 
 
-@register_model("test_lstm_policy", config=LSTMPolicyConfig)
-def test_lstm_policy(cfg: LSTMPolicyConfig) -> LSTMPolicy:
+@dataclass
+class TestLSTMPolicyConfig(LSTMPolicyConfig):
+    encoder: str = "test_efficientnet"
+    d_model: int = 32
+    n_layers: int = 1
+    n_heads: int = 2
+    image_grid: int = 2
+    d_hidden: int = 32
+
+
+@register_model("test_lstm_policy", config=TestLSTMPolicyConfig)
+def test_lstm_policy(cfg: TestLSTMPolicyConfig) -> LSTMPolicy:
     """Tiny LSTM policy for tests (test_efficientnet, d=32, 1 layer, LSTM 32)."""
-    cfg.encoder, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.image_grid, cfg.d_hidden = "test_efficientnet", 32, 1, 2, 2, 32
     return LSTMPolicy(cfg)

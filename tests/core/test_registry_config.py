@@ -91,7 +91,7 @@ def test_recipe_resolution_errors():
     from ostinato.core import recipe
 
     cfg = recipe.load("core/toy_seq", ["optim.lr=0.1", "model.d_model=8"])
-    assert cfg.optim.lr == 0.1 and cfg.model["d_model"] == 8 and cfg.model["mixer"] == ""
+    assert cfg.optim.lr == 0.1 and cfg.model.d_model == 8 and cfg.model.mixer == ""
     with pytest.raises(ConfigError, match="unknown config key 'model.d_modle'"):
         recipe.load("core/toy_seq", ["model.d_modle=8"])
     with pytest.raises(ConfigError, match="unknown config key 'trainer.max_step'"):

@@ -1,4 +1,5 @@
 """End to end through the CLI: train test_sasrec for one epoch, eval --json, recommend."""
+import dataclasses
 import json
 
 import pytest
@@ -69,12 +70,12 @@ def test_recipes_resolve():
         cfg = recipe.load(f"recsys/{name}")
         assert cfg.domain == "recsys" and cfg.trainer.mode == "max"
     games = recipe.load("recsys/sasrec_games")
-    assert (games.data["maxlen"], games.model["d_model"], games.model["n_blocks"], games.model["dropout"]) == (50, 50, 2, 0.5)
-    assert (games.optim.lr, tuple(games.optim.betas), games.data["batch_size"]) == (1e-3, (0.9, 0.98), 128)
+    assert (games.data.maxlen, games.model.d_model, games.model.n_blocks, games.model.dropout) == (50, 50, 2, 0.5)
+    assert (games.optim.lr, tuple(games.optim.betas), games.data.batch_size) == (1e-3, (0.9, 0.98), 128)
     ce = recipe.load("recsys/sasrec_games_ce")  # the same model, data and optimiser; only the loss differs
-    assert ce.model["loss"] == "ce" and games.model["loss"] == "bce"
-    assert {k: v for k, v in ce.model.items() if k != "loss"} == {k: v for k, v in games.model.items() if k != "loss"}
+    assert ce.model.loss == "ce" and games.model.loss == "bce"
+    assert dataclasses.replace(ce.model, loss="bce") == games.model
     assert ce.data == games.data and ce.optim == games.optim
     ml = recipe.load("recsys/sasrec_ml1m")
-    assert (ml.data["maxlen"], ml.model["dropout"]) == (200, 0.2)
-    assert recipe.load("recsys/sasrec_beauty").eval["protocol"] == "full"
+    assert (ml.data.maxlen, ml.model.dropout) == (200, 0.2)
+    assert recipe.load("recsys/sasrec_beauty").eval.protocol == "full"

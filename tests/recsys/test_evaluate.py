@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from ostinato.core.config import from_dict
 from ostinato.recsys.data.sequences import Interactions, SeqDataConfig, make_bundle
 from ostinato.recsys.evaluate import RecEvalConfig, evaluate
 from ostinato.recsys.metrics import rank_of_true, ranking_metrics
@@ -55,7 +56,7 @@ def _bundle():
 
 class Cfg:
     def __init__(self, **ev):
-        self.eval = ev
+        self.eval = from_dict(RecEvalConfig, ev)  # evaluate reads the run's typed eval section
 
 
 def test_full_ranking_filters_seen_items_by_hand():

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from ostinato.core import create_model
+from ostinato.core.config import from_dict
 from ostinato.timeseries import metrics as M
 from ostinato.timeseries.data.synthetic import SyntheticForecastConfig, SyntheticSeriesConfig, synthetic_forecast, synthetic_series
 from ostinato.timeseries.evaluate import TimeseriesEvalConfig, evaluate
@@ -11,7 +12,7 @@ from ostinato.timeseries.evaluate import TimeseriesEvalConfig, evaluate
 
 class _Cfg:
     def __init__(self, **ev):
-        self.eval = ev
+        self.eval = from_dict(TimeseriesEvalConfig, ev)  # evaluate reads the run's typed eval section
 
 
 def _all(ds, key):
