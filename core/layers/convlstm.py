@@ -139,16 +139,13 @@ class SpatialResidual(nn.Module):
         return y[:, 0], state
 
 
-class ConvLSTM(nn.Module):
-    """A stack of ConvLSTM layers (optionally each in ``SpatialResidual``); state = list of (h, c)."""
+class SpatialStack(nn.Module):
+    """Spatial recurrences applied in turn on (B, L, C, H, W); the state is one entry per layer.
 
-    def __init__(self, cfg: ConvLSTMConfig):
+    The container of both the ConvLSTM and the ConvS5 stacks (``layers`` keeps the checkpoint keys)."""
+
+    def __init__(self, layers: list[nn.Module]):
         super().__init__()
-        layers = []
-        for i in range(cfg.n_layers):
-            cell = ConvLSTMCell(cfg.d_input if i == 0 else cfg.d_hidden, cfg.d_hidden, cfg.kernel_size,
-                                cfg.bias, cfg.forget_bias, cfg.init)
-            layers.append(SpatialResidual(cell, cfg.d_hidden, cfg.dropout, prenorm=cfg.prenorm) if cfg.residual else cell)
         self.layers = nn.ModuleList(layers)
 
     def init_state(self, batch_size: int, device=None, dtype=None, size: tuple[int, int] | None = None) -> list:
@@ -157,7 +154,7 @@ class ConvLSTM(nn.Module):
     def forward(self, x: torch.Tensor, state: list | None = None):
         new = []
         for i, m in enumerate(self.layers):
-            x, s = m(x, None if state is None else state[i])
+            x, s = m(x, None if state is None else state[i])  # (B, L, C_i, H, W)
             new.append(s)
         return x, new
 
@@ -165,6 +162,18 @@ class ConvLSTM(nn.Module):
         """x_t (B, C, H, W) -> (B, P, H, W)."""
         y, state = self(x_t[:, None], state)  # (B, 1, P, H, W)
         return y[:, 0], state
+
+
+class ConvLSTM(SpatialStack):
+    """A stack of ConvLSTM layers (optionally each in ``SpatialResidual``); state = list of (h, c)."""
+
+    def __init__(self, cfg: ConvLSTMConfig):
+        layers = []
+        for i in range(cfg.n_layers):
+            cell = ConvLSTMCell(cfg.d_input if i == 0 else cfg.d_hidden, cfg.d_hidden, cfg.kernel_size,
+                                cfg.bias, cfg.forget_bias, cfg.init)
+            layers.append(SpatialResidual(cell, cfg.d_hidden, cfg.dropout, prenorm=cfg.prenorm) if cfg.residual else cell)
+        super().__init__(layers)
 
 
 @register_model("convlstm", config=ConvLSTMConfig)

@@ -36,7 +36,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import register_model
 from ..scan import scan
-from .convlstm import SpatialResidual, he_normal_
+from .convlstm import SpatialResidual, SpatialStack, he_normal_
 from .hippo import make_dplr_hippo
 
 _ACT = {
@@ -189,31 +189,13 @@ class ConvS5SSM(nn.Module):
         return y[:, 0], state
 
 
-class ConvS5(nn.Module):
+class ConvS5(SpatialStack):
     """``n_layers`` ConvS5 layers, each SSM -> dropout -> + skip -> LayerNorm; state = list."""
 
     def __init__(self, cfg: ConvS5Config):
-        super().__init__()
+        super().__init__([SpatialResidual(ConvS5SSM(cfg), cfg.d_model, cfg.dropout, cfg.use_norm, cfg.prenorm, cfg.per_layer_skip)
+                          for _ in range(cfg.n_layers)])
         self.cfg = cfg
-        self.layers = nn.ModuleList(
-            SpatialResidual(ConvS5SSM(cfg), cfg.d_model, cfg.dropout, cfg.use_norm, cfg.prenorm, cfg.per_layer_skip)
-            for _ in range(cfg.n_layers)
-        )
-
-    def init_state(self, batch_size: int, device=None, dtype=None, size: tuple[int, int] | None = None) -> list:
-        return [m.init_state(batch_size, device, dtype, size=size) for m in self.layers]
-
-    def forward(self, x: torch.Tensor, state: list | None = None):
-        new = []
-        for i, m in enumerate(self.layers):
-            x, s = m(x, None if state is None else state[i])
-            new.append(s)
-        return x, new
-
-    def step(self, x_t: torch.Tensor, state: list | None = None):
-        """x_t (B, U, H, W) -> (B, U, H, W)."""
-        y, state = self(x_t[:, None], state)  # (B, 1, U, H, W)
-        return y[:, 0], state
 
 
 @register_model("convs5", config=ConvS5Config)
