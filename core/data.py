@@ -319,6 +319,20 @@ def index_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64([int(seed) & 0xFFFFFFFF, int(epoch), int(index)]))
 
 
+class EpochMixin:
+    """``set_epoch(epoch)`` for a dataset whose samples change with the epoch (fresh crops,
+    mixes, noise, negatives): ``fit`` calls it before each epoch, and ``__getitem__`` draws with
+    ``index_rng(seed, self.epoch, i)``, so a sample depends only on (seed, epoch, index).
+
+        class Crops(EpochMixin, torch.utils.data.Dataset): ...
+    """
+
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+
 @dataclass
 class DataBundle:
     """What a registered dataset builder returns to the trainer and the evaluator.
@@ -332,7 +346,7 @@ class DataBundle:
     env settings. Values are numbers, strings, lists, dicts and numpy arrays; ``fit`` saves it
     (with ``model_kwargs``) in every checkpoint and ``load_run`` gives it back, arrays as numpy,
     so a run folder copied to another machine is enough.
-    A dataset may define ``set_epoch(epoch)``; ``fit`` calls it before each epoch.
+    A dataset may define ``set_epoch(epoch)`` (``EpochMixin``); ``fit`` calls it before each epoch.
     """
 
     train: Any = None

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import DataBundle, batches, index_rng
+from .data import DataBundle, EpochMixin, batches, index_rng
 from .measure import model_device
 from .registry import create_model, register_dataset, register_model
 from .scan import scan
@@ -31,12 +31,9 @@ class ToySeqDataConfig:
     seed: int = 0
 
 
-class ToySeqDataset(torch.utils.data.Dataset):
+class ToySeqDataset(EpochMixin, torch.utils.data.Dataset):
     def __init__(self, cfg: ToySeqDataConfig, n: int, split_seed: int):
         self.cfg, self.n, self.split_seed, self.epoch = cfg, n, split_seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.n

@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ostinato.core.data import DataBundle, index_rng
+from ostinato.core.data import DataBundle, EpochMixin, index_rng
 from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.registry import register_dataset
 
@@ -122,16 +122,12 @@ def mix(rng, clean_sources, noise_sources, cache_c, cache_n, length, snr_db, gai
     }
 
 
-class MixDataset(torch.utils.data.Dataset):
+class MixDataset(EpochMixin, torch.utils.data.Dataset):
     def __init__(self, clean, noise, sample_rate, crop, snr_db, gain_db, n_items, seed, cache_mb, epoch_fixed=None, p_synth=0.0):
         self.clean, self.noise, self.p_synth = clean, noise, p_synth
         self.crop, self.snr_db, self.gain_db, self.n, self.seed = crop, snr_db, gain_db, n_items, seed
         self.cache_c, self.cache_n = SourceCache(cache_mb), SourceCache(cache_mb)
         self.epoch_fixed = epoch_fixed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.n

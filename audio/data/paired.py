@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ostinato.core.data import DataBundle, index_rng, locate
+from ostinato.core.data import DataBundle, EpochMixin, index_rng, locate
 from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.registry import register_dataset
 
@@ -55,16 +55,12 @@ def crop_or_pad(x: np.ndarray, length: int, start: int) -> np.ndarray:
     return np.pad(seg, (0, length - len(seg))) if len(seg) < length else seg
 
 
-class PairCrops(torch.utils.data.Dataset):
+class PairCrops(EpochMixin, torch.utils.data.Dataset):
     """Random fixed-length crops of real pairs; the crop of item i depends on (seed, epoch, i)."""
 
     def __init__(self, pairs: list[Pair], sample_rate: int, crop: int, resample: bool, seed: int):
         self.pairs, self.sr, self.crop, self.resample, self.seed = pairs, sample_rate, crop, resample, seed
         self.lengths = [check_pair(p, sample_rate, resample) for p in pairs]
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ostinato.core.data import DataBundle, index_rng
+from ostinato.core.data import DataBundle, EpochMixin, index_rng
 from ostinato.core.registry import register_dataset
 
 _VAL, _TEST = 2_000_003, 3_000_017
@@ -63,13 +63,10 @@ def synth_pair(rng: np.random.Generator, n: int, sr: int, snr_db: tuple[float, f
     }
 
 
-class SyntheticPairs(torch.utils.data.Dataset):
+class SyntheticPairs(EpochMixin, torch.utils.data.Dataset):
     def __init__(self, n_items: int, length: int, sr: int, snr_db, seed: int, fixed_epoch: int | None = None):
         self.n, self.length, self.sr, self.snr_db, self.seed = n_items, length, sr, snr_db, seed
         self.fixed_epoch, self.epoch = fixed_epoch, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.n

@@ -74,7 +74,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ostinato.core.data import DataBundle, index_rng, locate
+from ostinato.core.data import DataBundle, EpochMixin, index_rng, locate
 from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.registry import register_dataset
 
@@ -93,7 +93,7 @@ def unwrap(items: list) -> dict:
     return items[0]
 
 
-class EpisodicWindows(torch.utils.data.Dataset):
+class EpisodicWindows(EpochMixin, torch.utils.data.Dataset):
     def __init__(self, episodes: list[dict], streams: int = 8, window: int = 8, chunk: int = 8, seed: int = 0,
                  vocab: int = 512, max_tokens: int = 16, align: bool = False, proprio_noise: float = 0.0,
                  keyframe_weight: float = 1.0, keyframe_change: float = 0.5, keyframe_mode: str = "target",
@@ -142,7 +142,7 @@ class EpisodicWindows(torch.utils.data.Dataset):
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        super().set_epoch(epoch)
         order = self.use[index_rng(self.seed, epoch, 0).permutation(len(self.use))]
         self.streams = [order[s :: self.B] for s in range(self.B)]
         # per stream: (episode, step) of every timeline position

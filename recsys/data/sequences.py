@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ostinato.core.data import DataBundle, index_rng
+from ostinato.core.data import DataBundle, EpochMixin, index_rng
 from ostinato.core.errors import ConfigError, DataError
 
 
@@ -241,17 +241,13 @@ def sample_excluding(rngs: list[np.random.Generator], need: np.ndarray, excl_row
     return rows[order], items[order]
 
 
-class TrainSequences:
+class TrainSequences(EpochMixin):
     """Training examples, one per user with >= 2 train items (see the module doc)."""
 
     def __init__(self, split: LeaveOneOut, maxlen: int, n_negatives: int = 1, seed: int = 0):
         self.split, self.maxlen, self.k, self.seed = split, maxlen, n_negatives, seed
         train_len = split.train_end - split.data.offsets[:-1]
         self.users = np.flatnonzero(train_len >= 2)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.users)

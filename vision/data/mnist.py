@@ -39,7 +39,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ostinato.core.data import DataBundle, DatasetSpec, FileSpec, index_rng, locate
+from ostinato.core.data import DataBundle, EpochMixin, DatasetSpec, FileSpec, index_rng, locate
 from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.registry import register_dataset
 
@@ -156,7 +156,7 @@ def moving_mnist_sequence(rng: np.random.Generator, digits: np.ndarray, n_frames
     return out
 
 
-class MovingMNIST(torch.utils.data.Dataset):
+class MovingMNIST(EpochMixin, torch.utils.data.Dataset):
     """Sequences generated on demand; item i is a function of (seed, epoch, i) only.
 
     ``fixed=True`` ignores the epoch (validation / test sets). Items are dicts
@@ -168,11 +168,6 @@ class MovingMNIST(torch.utils.data.Dataset):
         self.digits, self.size, self.seed, self.fixed = digits, int(size), int(seed), fixed
         self.in_frames, self.out_frames = in_frames, out_frames
         self.num_digits, self.step_length, self.image_size = num_digits, step_length, image_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        if not self.fixed:
-            self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return self.size

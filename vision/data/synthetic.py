@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ostinato.core.data import DataBundle, index_rng
+from ostinato.core.data import DataBundle, EpochMixin, index_rng
 from ostinato.core.errors import ConfigError
 from ostinato.core.registry import register_dataset
 
@@ -40,13 +40,9 @@ def bouncing_squares(rng: np.random.Generator, n_frames: int, channels: int, hei
     return out
 
 
-class BouncingSquares(torch.utils.data.Dataset):
+class BouncingSquares(EpochMixin, torch.utils.data.Dataset):
     def __init__(self, cfg: "SyntheticVideoConfig", size: int, seed: int, fixed: bool):
         self.cfg, self.size, self.seed, self.fixed, self.epoch = cfg, size, seed, fixed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        if not self.fixed:
-            self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return self.size
