@@ -209,6 +209,13 @@ def _rows_for_length(L: int, quick: bool, reps: int, s5_pkg, ref_times: dict, B:
     return rows
 
 
+NOTES = {  # what the JSON document says the columns mean
+    "timing": "best of reps after a warm-up (single run when > 2 s); fwd under no_grad; fwd+bwd = forward + backward of a sum",
+    "memory": "peak live tensor bytes allocated during the call (profiler CPU memory events)",
+    "speedup": "reference time / row time (scan: sequential; selective: ref loop; s5: s5-pytorch / ours)",
+}
+
+
 def _ms(v: float) -> str:
     return f"{v * 1e3:.1f}"
 
@@ -243,14 +250,8 @@ def run(quick: bool = False, out: Path | None = None, *, lengths: list[int] | No
     total_s = time.perf_counter() - t0
     print_table(rows)
     print(f"total {total_s:.0f} s, {torch.get_num_threads()} threads; timings on a shared machine are noisy")
-    kit.write_json(
-        out, "core", quick, rows,
-        shape={"B": batch, "D": width, "N": state, "lengths": lengths, "dtype": "float32"},
-        timing="best of reps after a warm-up (single run when > 2 s); fwd under no_grad; fwd+bwd = forward + backward of a sum",
-        memory="peak live tensor bytes allocated during the call (profiler CPU memory events)",
-        speedup="reference time / row time (scan: sequential; selective: ref loop; s5: s5-pytorch / ours)",
-        total_s=total_s,
-    )
+    shape = {"B": batch, "D": width, "N": state, "lengths": lengths, "dtype": "float32"}
+    kit.write_json(out, "core", quick, rows, shape=shape, total_s=total_s, **NOTES)
     return rows
 
 

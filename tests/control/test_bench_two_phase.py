@@ -7,6 +7,7 @@ import pytest
 def test_two_phase_bench_chains_each_policys_phases(monkeypatch, tmp_path):
     from ostinato.control import bench
     from ostinato.core import train
+    from ostinato.core.benchkit import field
 
     calls = []
 
