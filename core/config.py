@@ -172,8 +172,33 @@ MODEL_RANGES: dict[str, Range] = {
     "mlp_ratio": POSITIVE,
     "ema_alpha": PROBABILITY,
 }
-# Ranges by field name, for every dataset config.
-DATA_RANGES: dict[str, Range] = {"batch_size": AT_LEAST_1}
+# Ranges by field name, for every dataset config (0 stays allowed where it means "all", "off" or
+# "from the data": seq_len, pred_len, max_series, eval_stride, keyframe_steps, ...).
+DATA_RANGES: dict[str, Range] = {
+    **dict.fromkeys(
+        ("batch_size", "eval_batch_size", "n_train", "length", "image_size", "in_frames", "out_frames", "streams",
+         "window", "episodes", "maxlen", "n_users", "n_items", "num_digits", "train_size", "n_rows", "n_series",
+         "max_tokens", "vocab", "sample_rate", "chunk", "n_objects", "object_size", "stride", "mase_lag"),
+        AT_LEAST_1),
+    **dict.fromkeys(
+        ("n_val", "n_test", "val_size", "test_size", "seq_len", "pred_len", "max_series", "eval_stride",
+         "keyframe_steps", "keyframe_horizon", "keyframe_weight", "noise", "proprio_noise", "synthetic_noise",
+         "cache_mb", "min_user", "min_item", "val_demo_episodes", "max_episode_steps"),
+        NON_NEGATIVE),
+    **dict.fromkeys(("val_frac", "test_frac", "val_fraction"), Range(0, 1, hi_open=True)),
+    **dict.fromkeys(("anomaly_share", "split"), PROBABILITY),
+}
+# Ranges by field name, for every domain's eval config (0: "all" / "off" / "the data's").
+EVAL_RANGES: dict[str, Range] = {
+    **dict.fromkeys(
+        ("episodes", "val_episodes", "batch_size", "max_items", "max_samples", "max_steps", "max_users",
+         "full_max_users", "n_gifs", "gif_episodes", "n_plots", "n_out", "parallel", "chunk_seconds",
+         "ensemble_k", "max_grid_frames"),
+        NON_NEGATIVE),
+    **dict.fromkeys(("n_negatives", "n_samples"), AT_LEAST_1),
+    **dict.fromkeys(("gif_fps", "ssim_data_range"), POSITIVE),
+    "anomaly_ratio": Range(0, 100),
+}
 
 
 def _range_of(f: dataclasses.Field, name_ranges: dict[str, Range] | None) -> Range | None:

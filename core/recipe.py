@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .config import DATA_RANGES, MODEL_RANGES, apply_overrides, from_dict, load_yaml, ranged, replace, to_dict
+from .config import DATA_RANGES, EVAL_RANGES, MODEL_RANGES, apply_overrides, from_dict, load_yaml, ranged, replace, to_dict
 from .errors import ConfigError
 
 
@@ -193,7 +193,7 @@ def resolve(raw: dict[str, Any], overrides: list[str] | None = None, recipe: str
     data = {k: v for k, v in d["data"].items() if k != "name"}
     ev = d.get("eval") or {}
     if dom.eval_config is not None:
-        ev = from_dict(dom.eval_config, ev, where="eval")
+        ev = from_dict(dom.eval_config, ev, where="eval", name_ranges=EVAL_RANGES)
     elif ev:
         raise ConfigError(f"config key 'eval.{next(iter(ev))}': the {domain} domain takes no eval options")
     else:

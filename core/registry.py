@@ -119,10 +119,11 @@ def get_dataset(name: str) -> Entry:
 
 
 def make_config(entry: Entry, overrides: dict[str, Any] | None = None, where: str = ""):
-    """Build ``entry.config`` from a dict of overrides, validating keys and types."""
-    from .config import from_dict
+    """Build ``entry.config`` from a dict of overrides, validating keys, types and ranges."""
+    from .config import DATA_RANGES, MODEL_RANGES, from_dict
 
-    return from_dict(entry.config, overrides or {}, where=where or entry.kind)
+    ranges = MODEL_RANGES if entry.kind == "model" else DATA_RANGES
+    return from_dict(entry.config, overrides or {}, where=where or entry.kind, name_ranges=ranges)
 
 
 def create_model(name: str, **overrides: Any):
