@@ -7,12 +7,7 @@ from ostinato.core import create_model
 from ostinato.core.layers.fsmn import FSMN
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 def _tol(dtype):

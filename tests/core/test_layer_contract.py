@@ -23,6 +23,8 @@ import torch
 
 from ostinato.core.registry import create_model, is_test_variant, list_models
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
+
 TOL = {torch.float32: dict(rtol=1e-4, atol=1e-4), torch.float64: dict(rtol=1e-9, atol=1e-9)}
 D = 6
 

@@ -6,12 +6,7 @@ from ostinato.core import ConfigError, create_model
 from ostinato.core.layers import rnn as _rnn  # noqa: F401  (registers "lstm" and "gru")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 def _tol(dtype):

@@ -12,12 +12,7 @@ _OFFERED = getattr(importlib.import_module("ostinato.core.scan"), "METHODS", ())
 SCANS = ["sequential"] + [m for m in ("associative", "chunked") if m in _OFFERED]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 def _tol(dtype):
