@@ -19,6 +19,7 @@ def recommend(checkpoint: str, user: str, k: int = 10, data_root: str | None = N
     import torch
 
     from ostinato.core.errors import ConfigError
+    from ostinato.core.measure import model_device
     from ostinato.core.train import load_run
 
     from .data.sequences import Interactions, gather_segments, gather_windows
@@ -31,7 +32,7 @@ def recommend(checkpoint: str, user: str, k: int = 10, data_root: str | None = N
     data = Interactions.from_state(bundle.inference["histories"])
     u = np.array([data.user_index(str(user))])
     s, e = data.offsets[u], data.offsets[u + 1]  # the whole history: train, validation and test items
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     model.eval()
     with torch.no_grad():
         seq = torch.from_numpy(gather_windows(data.items, s, e, int(bundle.inference["maxlen"]))).to(dev)  # (1, maxlen)
