@@ -37,6 +37,8 @@ def test_every_model_rebuilds_from_its_saved_config(tmp_path):
     and build again: same config, same state_dict shapes, and the builder left the config as it was."""
     bad = []
     for e in list_models():
+        if not e.builder.__module__.startswith("ostinato."):  # registered by another test
+            continue
         cfg = recipe.resolve({"domain": e.domain, "model": {"name": e.name}, "data": {"name": _dataset_of(e.domain)}})
         recipe.merge_data_fields(cfg, DATA_FIELDS.get(e.name))
         before = copy.deepcopy(cfg.model)
