@@ -46,6 +46,7 @@ from typing import Any
 import torch
 
 from . import checkpoint as ckpt
+from .build import build_data, build_model
 from .config import save_yaml, to_dict
 from .data import DataBundle
 from .device import autocast as autocast_for, seed_everything
@@ -111,7 +112,6 @@ def _start(cfg: RunConfig, out: Path, dist: Dist, resume: bool) -> dict[str, Any
 def setup(cfg: RunConfig, out: Path, dist: Dist, data_root: str | Path | None,
           saved: dict[str, Any] | None) -> Run:
     """Data, model (``init_from`` or the resumed state), optimizer, schedule, scaler, EMA, log."""
-    from .train import build_data, build_model  # train.py re-exports fit: import at call time
 
     t_cfg = cfg.trainer
     device = dist.device(t_cfg.device)

@@ -16,7 +16,9 @@ from .errors import ConfigError
 from .runlock import LOCK_NAME
 
 #: keys ``--resume`` accepts with a new value
-MAY_CHANGE = frozenset({"trainer.max_steps", "trainer.max_epochs", "trainer.max_minutes", "trainer.log_every_s"})
+MAY_CHANGE = frozenset({"trainer.max_steps", "trainer.max_epochs", "trainer.max_minutes", "trainer.log_every_s",
+                        # how the machine runs it, not what is trained (the batches are fixed by the seed)
+                        "trainer.threads", "trainer.num_workers"})
 #: keys that are labels, not settings (the recipe's name as typed), never compared
 _LABELS = frozenset({"recipe"})
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from . import checkpoint as ckpt
+from .build import evaluate_split
 from .config import to_dict
 from .device import to_device
 from .errors import ConfigError, TrainingError
@@ -131,7 +132,6 @@ def validate(run: Run) -> bool:
 
 
 def _evaluate(run: Run, model: torch.nn.Module, split: str) -> dict[str, float]:
-    from .train import evaluate_split
 
     s = run.state
     metrics = evaluate_split(model, run.data, split, run.cfg)

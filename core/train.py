@@ -1,4 +1,4 @@
-"""Building a run's parts from its config, evaluating a split, loading a trained run.
+"""Loading a trained run; re-exports the builders (:mod:`ostinato.core.build`) and the loop.
 
 The training loop itself, ``fit(cfg, out_dir)``, lives in :mod:`ostinato.core.fit` (its
 steps: setup, train_step, run_epoch, validate, checkpoint, finish) and is re-exported here:
@@ -8,41 +8,17 @@ steps: setup, train_step, run_epoch, validate, checkpoint, finish) and is re-exp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from . import checkpoint as ckpt
+from .build import build_data, build_model, evaluate_split  # noqa: F401 (re-exported)
 from .data import DataBundle, from_plain
 from .device import autocast as _autocast, seed_everything, select_device, to_device  # noqa: F401 (re-exported)
 from .domain import get_domain
 from .errors import ConfigError
-from .recipe import RunConfig, merge_data_fields, resolve
-from .registry import get_dataset, get_model
-
-
-# ----------------------------------------------------------------------------- building
-def build_data(cfg: RunConfig, data_root: str | Path | None = None) -> DataBundle:
-    return get_dataset(cfg.data_name).builder(cfg.data, data_root)
-
-
-def build_model(cfg: RunConfig, model_kwargs: dict[str, Any] | None = None) -> torch.nn.Module:
-    """Build the model from ``cfg.model``, after merging the fields the data decides
-    (``model_kwargs``) into it (:func:`~ostinato.core.recipe.merge_data_fields`: a recipe value
-    that contradicts the data is a ConfigError). The builder gets ``cfg.model`` itself and never
-    changes it, so ``cfg`` is exactly what was built."""
-    merge_data_fields(cfg, model_kwargs)
-    return get_model(cfg.model_name).builder(cfg.model)
-
-
-def evaluate_split(model: torch.nn.Module, data: DataBundle, split: str, cfg: RunConfig) -> dict[str, float]:
-    dom = get_domain(cfg.domain)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        out = dom.evaluate(model, data, split, cfg)
-    model.train(was_training)
-    return {k: float(v) for k, v in out.items()}
+from .fit import fit  # noqa: F401 (the loop, re-exported)
+from .recipe import RunConfig, resolve
 
 
 # ----------------------------------------------------------------------------- loading runs
@@ -96,5 +72,3 @@ def load_run(
     model.to(device).eval()
     return model, cfg, data
 
-
-from .fit import fit  # noqa: E402,F401 (the loop; re-exported, imported last: fit.py imports this module lazily)
