@@ -10,7 +10,7 @@ entry-point group) ships an ``index.json`` next to its ``domain.py``::
      "verbs": [["enhance", "denoise a WAV file ..."], ...]}
 
 The files are generated from the live registry; regenerate them after adding or renaming a
-model or a CLI verb (``tests/core/test_index.py`` fails until you do)::
+model or a CLI verb (``tests/core/test_cli_startup.py::test_index_files_match_the_live_registry`` fails until you do)::
 
     python -m ostinato.core.index            # rewrite every index.json
     python -m ostinato.core.index --check    # exit 1 if one is stale
