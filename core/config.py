@@ -4,7 +4,7 @@
 an unknown key or a value of the wrong type raises :class:`ConfigError` with one line that
 names the key and lists the valid ones. Supported field types: bool, int, float, str,
 ``Optional[...]``, ``Literal[...]``, ``list[...]``/``tuple[...]``, ``dict`` and nested
-dataclasses. An int is accepted where a float is expected, and so is a string that parses as
+dataclasses, and a sub-config chosen by name (:class:`Choice`, e.g. ``model.mixer``). An int is accepted where a float is expected, and so is a string that parses as
 a float (YAML 1.1 reads ``1e-3`` as a string).
 
 Ranges: a numeric field may declare its allowed range in its metadata
@@ -20,7 +20,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
 
@@ -44,6 +44,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        choice = [a for a in args if isinstance(a, type) and issubclass(a, Choice)]
+        if choice:  # ``Choice | None``: the choice's own one-line errors (valid names / keys)
+            return choice[0].parse(value, key)
         errors = []
         for a in args:
             if a is type(None):
@@ -77,6 +80,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"config key {key!r}: expected a mapping, got {value!r}")
         return dict(value)
+    if isinstance(tp, type) and issubclass(tp, Choice):
+        return tp.parse(value, key)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -212,6 +217,9 @@ def check_ranges(obj: Any, where: str = "", name_ranges: dict[str, Range] | None
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         key = f"{where}.{f.name}" if where else f.name
+        if isinstance(v, Choice):  # its chosen config, under the same key
+            check_ranges(v.cfg, key, v.name_ranges)
+            continue
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             check_ranges(v, key, name_ranges)
             continue
@@ -222,6 +230,57 @@ def check_ranges(obj: Any, where: str = "", name_ranges: dict[str, Range] | None
             if isinstance(x, (int, float)) and not isinstance(x, bool) and x not in r:
                 shown = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v
                 raise ConfigError(f"{key}={shown}: expected {'each value ' if isinstance(v, (list, tuple)) else ''}{r}")
+
+
+@dataclasses.dataclass
+class Choice:
+    """A sub-config chosen by name: ``{name: mamba, d_state: 16}`` -> ``Choice("mamba", MambaConfig(d_state=16))``.
+
+    A config field typed with a subclass (or ``Optional[subclass]``) reads a mapping with a
+    ``name`` (a bare string is the name alone) and builds the config class that
+    ``options()[name]`` gives from the other keys, checked like any section: an unknown name
+    lists the valid names, an unknown key the valid keys. ``host_fields`` are the chosen
+    config's fields its host sets (e.g. ``d_model``): refused in the section, left out when
+    saved. ``to_dict()`` gives back the flat mapping, so ``config.yaml`` round-trips.
+    """
+
+    name: str
+    cfg: Any
+    host_fields: ClassVar[tuple[str, ...]] = ()
+    name_ranges: ClassVar[dict | None] = None
+    what: ClassVar[str] = "choice"  # for messages: "unknown <what> 'x'"
+
+    @classmethod
+    def options(cls) -> dict[str, type]:
+        """{name: config dataclass} of the valid choices."""
+        raise NotImplementedError
+
+    @classmethod
+    def parse(cls, value: Any, key: str) -> "Choice":
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            value = {"name": value}
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r}: expected a mapping with a name, e.g. {{name: ...}}, got {value!r}")
+        opts = cls.options()
+        value = dict(value)
+        name = value.pop("name", None)
+        if name is None:
+            raise ConfigError(f"config key {key + '.name'!r} is required; valid names: {', '.join(sorted(opts))}")
+        if name not in opts:
+            raise ConfigError(f"{key}.name={name!r}: unknown {cls.what}; valid names: {', '.join(sorted(opts))}")
+        valid = [k for k in field_types(opts[name]) if k not in cls.host_fields]
+        for k in value:
+            if k in cls.host_fields:
+                raise ConfigError(f"config key '{key}.{k}': set by the host model (its own {k}); drop it")
+            if k not in valid:
+                raise ConfigError(f"unknown config key '{key}.{k}'; valid keys for {name}: name, {', '.join(valid)}")
+        return cls(str(name), from_dict(opts[name], value, where=key, name_ranges=cls.name_ranges))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **{f.name: to_dict(getattr(self.cfg, f.name))
+                                      for f in dataclasses.fields(self.cfg) if f.name not in self.host_fields}}
 
 
 def field_types(cls: type) -> dict[str, Any]:

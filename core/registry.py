@@ -34,6 +34,9 @@ class Entry:
     builder: Callable[..., Any]
     config: type
     description: str
+    # (B, L, D) sequence mixers only (what a mixer slot may hold): True / False, or cfg -> bool where a
+    # config field decides (attention's ``causal``, S5's ``bidirectional``); None: not a sequence mixer
+    causal: Any = None
 
 
 _REGISTRIES: dict[str, dict[str, Entry]] = {"model": {}, "dataset": {}}
@@ -64,7 +67,7 @@ def _first_line(doc: str | None) -> str:
     return (doc or "").strip().splitlines()[0].strip() if (doc or "").strip() else ""
 
 
-def _register(kind: str, name: str, config: type, domain: str | None, description: str | None):
+def _register(kind: str, name: str, config: type, domain: str | None, description: str | None, causal: Any = None):
     if not dataclasses.is_dataclass(config):
         raise TypeError(f"register_{kind}({name!r}): config must be a dataclass, got {config!r}")
 
@@ -82,15 +85,21 @@ def _register(kind: str, name: str, config: type, domain: str | None, descriptio
             builder=fn,
             config=config,
             description=description or _first_line(fn.__doc__),
+            causal=causal,
         )
         return fn
 
     return deco
 
 
-def register_model(name: str, *, config: type, domain: str | None = None, description: str | None = None):
-    """Decorator: register ``builder(cfg) -> nn.Module`` under ``name``. Duplicates raise."""
-    return _register("model", name, config, domain, description)
+def register_model(name: str, *, config: type, domain: str | None = None, description: str | None = None,
+                   causal: bool | Callable[[Any], bool] | None = None):
+    """Decorator: register ``builder(cfg) -> nn.Module`` under ``name``. Duplicates raise.
+
+    ``causal`` marks a (B, L, D) sequence mixer that a mixer slot may hold (``ostinato.core.mixer``):
+    True when ``y[:, :t]`` never depends on ``x[:, t:]``, False when it may, or a function of the
+    config where a field decides; None (the default) for everything else."""
+    return _register("model", name, config, domain, description, causal)
 
 
 def register_dataset(name: str, *, config: type, domain: str | None = None, description: str | None = None):

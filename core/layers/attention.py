@@ -187,13 +187,17 @@ def kv_cache_select(state: Any, keep: torch.Tensor) -> Any:
     return {"k": state["k"], "v": state["v"], "valid": state["valid"] & keep[:, None]}
 
 
-@register_model("causal_attention", config=AttentionConfig)
+def _causal(cfg: AttentionConfig) -> bool:
+    return cfg.causal  # bidirectional with causal=False
+
+
+@register_model("causal_attention", config=AttentionConfig, causal=_causal)
 def causal_attention(cfg: AttentionConfig) -> AttentionBlock:
     """Pre-LN causal self-attention block (SDPA, MLP, dropout, key-padding mask, KV-cache step)."""
     return AttentionBlock(cfg)
 
 
-@register_model("causal_transformer", config=TransformerConfig)
+@register_model("causal_transformer", config=TransformerConfig, causal=_causal)
 def causal_transformer(cfg: TransformerConfig) -> Transformer:
     """Stack of pre-LN causal self-attention blocks with a final LayerNorm and a KV cache."""
     return Transformer(cfg)

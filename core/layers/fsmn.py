@@ -143,7 +143,7 @@ class ComplexFSMN(nn.Module):
         return y[:, 0], state
 
 
-@register_model("fsmn", config=FSMNConfig)
+@register_model("fsmn", config=FSMNConfig, causal=True)
 def fsmn(cfg: FSMNConfig) -> DeepFSMN:
     """FSMN memory blocks (Linear+ReLU, projection, causal depthwise lorder-tap memory, residual)."""
     return DeepFSMN(cfg)

@@ -92,7 +92,7 @@ class LRU(nn.Module):
         return self._readout(x, u_t), x
 
 
-@register_model("lru", config=LRUConfig)
+@register_model("lru", config=LRUConfig, causal=True)
 def lru(cfg: LRUConfig) -> LRU:
     """Linear recurrent unit (Orvieto et al. 2023): exp-parametrised diagonal complex recurrence, ring init."""
     return LRU(cfg)

@@ -125,13 +125,13 @@ class MinLSTM(_MinRNN):
         return h_new if h is None else h_new + f / (f + i) * h
 
 
-@register_model("mingru", config=MinGRUConfig)
+@register_model("mingru", config=MinGRUConfig, causal=True)
 def mingru(cfg: MinGRUConfig) -> MinGRU:
     """minGRU (Feng et al. 2024): gated linear recurrence, parallel by a log-space Heinsen scan."""
     return MinGRU(cfg)
 
 
-@register_model("minlstm", config=MinLSTMConfig)
+@register_model("minlstm", config=MinLSTMConfig, causal=True)
 def minlstm(cfg: MinLSTMConfig) -> MinLSTM:
     """minLSTM (Feng et al. 2024): normalised forget/input gates, parallel by a log-space Heinsen scan."""
     return MinLSTM(cfg)

@@ -251,6 +251,10 @@ class NewtonRNN(nn.Module):
         self.cell, self.cfg = cell, cfg
         self.last_iters, self.last_delta = 0, float("nan")
 
+    @property
+    def d_out(self) -> int:
+        return self.cfg.d_hidden  # output width (a mixer slot projects it back to d_model)
+
     def init_state(self, batch_size: int, device=None, dtype=None):
         dtype = dtype or next(self.parameters()).dtype
         return self.cell.to_state(torch.zeros(batch_size, self.cell.d_state, device=device, dtype=dtype))
@@ -314,19 +318,19 @@ class NewtonRNN(nn.Module):
         return self.cell.output(s), self.cell.to_state(s)
 
 
-@register_model("pararnn_gru", config=ParaRNNConfig)
+@register_model("pararnn_gru", config=ParaRNNConfig, causal=True)
 def pararnn_gru(cfg: ParaRNNConfig) -> NewtonRNN:
     """ParaGRU (diagonal recurrence) solved in parallel over time by Newton + doubling reduction."""
     return NewtonRNN(ParaGRUCell(cfg.d_model, cfg.d_hidden), cfg)
 
 
-@register_model("pararnn_lstm", config=ParaRNNConfig)
+@register_model("pararnn_lstm", config=ParaRNNConfig, causal=True)
 def pararnn_lstm(cfg: ParaRNNConfig) -> NewtonRNN:
     """ParaLSTM (diagonal recurrence, 2x2 Jacobian blocks) solved by Newton + doubling reduction."""
     return NewtonRNN(ParaLSTMCell(cfg.d_model, cfg.d_hidden), cfg)
 
 
-@register_model("pararnn_gru_dense", config=ParaRNNConfig)
+@register_model("pararnn_gru_dense", config=ParaRNNConfig, causal=True)
 def pararnn_gru_dense(cfg: ParaRNNConfig) -> NewtonRNN:
     """Standard GRU (dense recurrence, autograd Jacobians) solved by Newton + doubling reduction."""
     return NewtonRNN(DenseGRUCell(cfg.d_model, cfg.d_hidden), cfg)

@@ -109,13 +109,13 @@ class GRU(_TorchRNN):
         return torch.zeros(batch_size, self.cfg.n_layers, self.cfg.d_hidden, device=device, dtype=dtype)
 
 
-@register_model("lstm", config=RNNConfig)
+@register_model("lstm", config=RNNConfig, causal=True)
 def lstm(cfg: RNNConfig) -> LSTM:
     """torch.nn.LSTM (batch-first, cuDNN) with the core contract, batch-first state and step."""
     return LSTM(cfg)
 
 
-@register_model("gru", config=RNNConfig)
+@register_model("gru", config=RNNConfig, causal=True)
 def gru(cfg: RNNConfig) -> GRU:
     """torch.nn.GRU (batch-first, cuDNN) with the core contract, batch-first state and step."""
     return GRU(cfg)

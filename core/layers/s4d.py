@@ -139,7 +139,7 @@ class S4D(nn.Module):
         return self._post(y), x
 
 
-@register_model("s4d", config=S4DConfig)
+@register_model("s4d", config=S4DConfig, causal=True)
 def s4d(cfg: S4DConfig) -> S4D:
     """S4D diagonal SSM layer (Gu et al. 2022), FFT convolution mode with a matching recurrent step."""
     return S4D(cfg)

@@ -171,7 +171,7 @@ class S5(nn.Module):
         return self._act(self._readout(x, C) + self.D * u_t), x
 
 
-@register_model("s5", config=S5Config)
+@register_model("s5", config=S5Config, causal=lambda cfg: not cfg.bidirectional)
 def s5(cfg: S5Config) -> S5:
     """S5 MIMO diagonal SSM (Smith et al. 2023), HiPPO-LegS DPLR init, ZOH/bilinear, associative scan."""
     return S5(cfg)

@@ -494,7 +494,7 @@ class Mamba(nn.Module):
         return self.out_proj(y), {"conv": window[:, :, 1:], "ssm": h}
 
 
-@register_model("mamba", config=MambaConfig)
+@register_model("mamba", config=MambaConfig, causal=True)
 def mamba(cfg: MambaConfig) -> Mamba:
     """Mamba selective SSM mixer (Gu & Dao 2023), mamba_simple defaults, pure-PyTorch chunked scan."""
     return Mamba(cfg)

@@ -190,7 +190,7 @@ class Mamba2(nn.Module):
         return self._out(y, x, z), {"conv": window[:, :, 1:], "ssm": S}
 
 
-@register_model("ssd", config=Mamba2Config)
+@register_model("ssd", config=Mamba2Config, causal=True)
 def ssd(cfg: Mamba2Config) -> Mamba2:
     """Mamba-2 SSD mixer (Dao & Gu 2024), chunked pure-PyTorch SSD algorithm with a streaming state."""
     return Mamba2(cfg)

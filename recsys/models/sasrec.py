@@ -25,6 +25,19 @@ Options that reproduce other implementations:
 - ``init="xavier"``: pmixer's init (xavier-normal on every weight matrix, padding rows
   zeroed); ``init="tf"`` (default) is TF's glorot-uniform on weights and embeddings, zero biases.
 
+Mixer slot (``model.mixer``, DESIGN.md "Mixer slots"): any causal core (B, L, D) mixer in place
+of attention, ``model: {name: sasrec, mixer: {name: mamba, d_state: 32}}``. A mixer block keeps the
+layout (``sasrec``/``pre``/``post``) with the mixer where attention was, dropout on its output,
+and a feed-forward sub-layer set by ``ffn`` / ``d_ff`` (``none``: no FFN); in ``post`` blocks
+``mixer_residual`` ("stacked": only when n_blocks > 1, Mamba4Rec) and ``mixer_norm`` (False: no
+LayerNorms, GRU4Rec) shape the mixer sub-layer. The mixer sees each row right-aligned to its
+first item (real items at 0..len-1, padding after them), so left padding never reaches a
+recurrent state (RecBole right-pads). With the input options ``pos_emb``, ``emb_scale``,
+``emb_norm`` (LN after the embedding dropout), ``final_norm`` and ``item_bias`` (a learned score
+bias per item) this gives Mamba4Rec, LRURec and a GRU4Rec-style model (recipes
+``recsys/{mamba4rec,lrurec,gru4rec}_*``; block layouts in docs/recsys.md "Mixer slots"). The
+mixer's own parameters keep the mixer's init. No mixer: the published SASRec, unchanged.
+
 Deviations of pmixer's port that are *not* options because they change nothing here:
 positions 1..L with a zero row for padding (pmixer) versus 0..L-1 (TF) index the same
 learned table once padding positions are zeroed by the mask. pmixer's current ``main``
@@ -47,13 +60,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ostinato.core.errors import ConfigError
+from ostinato.core.mixer import MixerConfig, build_mixer
 from ostinato.core.registry import register_model
 
 # ----------------------------------------------------------------------------- blocks
@@ -153,6 +167,28 @@ class Tokens:
         outs = [self._heads(qkv[g], mask, n_heads, p, training).reshape(-1, D) for g, mask in self.groups]
         return torch.cat(outs)[self.inv]  # (N, D)
 
+    def rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """Each token's place in a right-aligned (B, Lr, D) batch for a recurrent mixer: row r, place
+        p = column - the row's first item (real items at 0..len-1, padding after them, so left padding
+        never enters a state); ok: False for padding tokens before a row's first item (padded layout)."""
+        if getattr(self, "_rows", None) is None:
+            B, L = self.seq.shape
+            nz = self.seq != 0
+            first = torch.where(nz.any(1), nz.to(torch.int8).argmax(1), torch.full((B,), L, device=nz.device))  # (B,)
+            r = self.idx // L  # (T,)
+            p = self.col - first[r]  # (T,)
+            ok = p >= 0
+            self._rows = (r, p.clamp(min=0), ok, max(int((L - first).max()) if B else 1, 1))
+        return self._rows
+
+    def mix(self, x: torch.Tensor, mixer: nn.Module) -> torch.Tensor:
+        """x (T, D) -> the mixer over each row's tokens in order: (T, D) (zero at leading padding)."""
+        r, p, ok, Lr = self.rows()
+        B, D = self.seq.shape[0], x.shape[1]
+        grid = x.new_zeros(B, Lr, D).index_put((r[ok], p[ok]), x[ok])  # (B, Lr, D)
+        y, _ = mixer(grid)  # (B, Lr, D)
+        return y[r, p] * ok[:, None].to(y.dtype)  # (T, D)
+
     @staticmethod
     def _heads(qkv: torch.Tensor, mask: torch.Tensor, H: int, p: float, training: bool) -> torch.Tensor:
         R, L, D3 = qkv.shape
@@ -168,15 +204,18 @@ class Tokens:
 
 
 class PointWiseFFN(nn.Module):
-    """Two 1x1 convolutions (= position-wise linear layers): dropout(W2 dropout(relu(W1 x)))."""
+    """Two 1x1 convolutions (= position-wise linear layers): dropout(W2 dropout(act(W1 x))).
 
-    def __init__(self, d_model: int, p: float):
+    SASRec: d_ff = d_model, ReLU; Mamba4Rec / LRURec: d_ff = 4 d_model, GELU."""
+
+    def __init__(self, d_model: int, p: float, d_ff: int = 0, act: str = "relu"):
         super().__init__()
-        self.fc1, self.fc2 = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-        self.p = p
+        d_ff = d_ff or d_model
+        self.fc1, self.fc2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
+        self.p, self.act = p, F.gelu if act == "gelu" else F.relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = dropout(F.relu(self.fc1(x)), self.p, self.training)
+        h = dropout(self.act(self.fc1(x)), self.p, self.training)
         return dropout(self.fc2(h), self.p, self.training)
 
 
@@ -219,6 +258,47 @@ class SASRecBlock(nn.Module):
         return x * tok.keep  # (T, D), timeline mask reapplied
 
 
+class MixerBlock(nn.Module):
+    """A SASRec block with a core mixer where attention was (tokens (T, D), as ``SASRecBlock``).
+
+    sasrec: q = LN(x), x = q + Drop(M(q)), h = LN(x), x = h + FFN(h); pre: x + Drop(M(LN x)),
+    x + FFN(LN x); post: x = LN(x + Drop(M(x))), x = LN(x + FFN(x)) (Mamba4Rec, LRURec), where
+    ``residual=False`` drops the first ``x +`` and ``norm=False`` both LNs; ``ffn`` "none" skips the
+    feed-forward sub-layer.
+    """
+
+    def __init__(self, mixer: nn.Module, d_model: int, p: float, layout: str, eps: float,
+                 ffn: str, d_ff: int, residual: bool, norm: bool):
+        super().__init__()
+        self.layout, self.p, self.residual = layout, p, residual
+        self.mixer = mixer
+        self.mixer_norm = nn.LayerNorm(d_model, eps=eps) if norm else None
+        self.ffn = PointWiseFFN(d_model, p, d_ff, ffn) if ffn != "none" else None
+        self.ffn_norm = nn.LayerNorm(d_model, eps=eps) if norm and self.ffn is not None else None
+
+    def mix(self, x: torch.Tensor, tok: Tokens) -> torch.Tensor:
+        return dropout(tok.mix(x, self.mixer), self.p, self.training)
+
+    def forward(self, x: torch.Tensor, tok: Tokens) -> torch.Tensor:
+        norm = (lambda m, v: m(v) if m is not None else v)
+        if self.layout == "sasrec":
+            q = norm(self.mixer_norm, x)
+            x = q + self.mix(q, tok)
+            if self.ffn is not None:
+                h = norm(self.ffn_norm, x)
+                x = h + self.ffn(h)
+        elif self.layout == "pre":
+            x = x + self.mix(norm(self.mixer_norm, x), tok)
+            if self.ffn is not None:
+                x = x + self.ffn(norm(self.ffn_norm, x))
+        else:  # post
+            y = self.mix(x, tok)
+            x = norm(self.mixer_norm, x + y if self.residual else y)
+            if self.ffn is not None:
+                x = norm(self.ffn_norm, x + self.ffn(x))
+        return x * tok.keep  # (T, D), timeline mask reapplied
+
+
 # ----------------------------------------------------------------------------- model
 
 
@@ -234,12 +314,23 @@ class SASRecConfig:
     post_ln: bool = False  # Post-LN blocks (pmixer's current default)
     attn_out_proj: bool = False  # output projection after attention (pmixer/nn.MultiheadAttention)
     ln_eps: float = 1e-8
-    init: Literal["tf", "xavier"] = "tf"
+    init: Literal["tf", "xavier", "normal"] = "tf"  # normal: N(0, 0.02) weights, zero biases (RecBole, Mamba4Rec, LRURec)
     loss: Literal["bce", "ce", "sampled_softmax", "gbce"] = "bce"
     gbce_t: float = 0.75  # gSASRec's calibration t (loss="gbce"); k = data.n_negatives
     l2_emb: float = 0.0  # TF's l2_emb: l2_emb * sum(E^2) added to the loss
     packed: bool = True  # compute real positions only (same outputs as padded; faster)
     attn_chunk: int = 64  # packed attention: at most this many rows per length group
+    # the mixer slot: a causal core mixer in place of attention (None: SASRec's attention); see the module doc
+    mixer: Optional[MixerConfig] = None
+    pos_emb: bool = True  # learned positional embedding (Mamba4Rec, LRURec, GRU4Rec: none)
+    emb_scale: bool = True  # item embedding * sqrt(d_model) at the input (TF SASRec)
+    emb_norm: bool = False  # LayerNorm after the embedding dropout (Mamba4Rec, LRURec)
+    final_norm: bool = True  # LayerNorm after the last block (SASRec)
+    item_bias: bool = False  # a learned score bias per item, r = <F, E_i> + b_i (LRURec)
+    ffn: Literal["relu", "gelu", "none"] = "relu"  # mixer blocks: the feed-forward activation, or none
+    d_ff: int = 0  # mixer blocks: FFN inner width; 0 = d_model
+    mixer_residual: Literal["always", "stacked", "never"] = "always"  # post mixer blocks: residual around the mixer
+    mixer_norm: bool = True  # post mixer blocks: the block's LayerNorms (False: GRU4Rec's bare recurrence)
 
     def validate(self) -> None:
         if self.norm_first and self.post_ln:
@@ -250,6 +341,13 @@ class SASRecConfig:
             raise ConfigError(f"model.dropout: expected a value in [0, 1), got {self.dropout}")
         if not 0.0 <= self.gbce_t <= 1.0:
             raise ConfigError(f"model.gbce_t: expected a value in [0, 1], got {self.gbce_t}")
+        if self.mixer is None:
+            odd = [k for k, v in (("ffn", "relu"), ("d_ff", 0), ("mixer_residual", "always"), ("mixer_norm", True))
+                   if getattr(self, k) != v]
+            if odd:
+                raise ConfigError(f"model.{odd[0]} shapes the mixer blocks; set model.mixer (e.g. model.mixer.name=lru) or drop it")
+        if self.d_ff < 0:
+            raise ConfigError(f"model.d_ff={self.d_ff}: expected >= 0 (0: d_model)")
 
 
 class SASRec(nn.Module):
@@ -264,17 +362,35 @@ class SASRec(nn.Module):
         d = cfg.d_model
         layout = "pre" if cfg.norm_first else "post" if cfg.post_ln else "sasrec"
         self.item_emb = nn.Embedding(cfg.n_items + 1, d, padding_idx=0)
-        self.pos_emb = nn.Embedding(cfg.maxlen, d)
-        self.blocks = nn.ModuleList(
-            SASRecBlock(d, cfg.n_heads, cfg.dropout, layout, cfg.ln_eps, cfg.attn_out_proj) for _ in range(cfg.n_blocks)
-        )
-        self.final_norm = nn.LayerNorm(d, eps=cfg.ln_eps)
+        self.pos_emb = nn.Embedding(cfg.maxlen, d) if cfg.pos_emb else None
+        self.emb_norm = nn.LayerNorm(d, eps=cfg.ln_eps) if cfg.emb_norm else None
+        if cfg.mixer is None:
+            self.blocks = nn.ModuleList(
+                SASRecBlock(d, cfg.n_heads, cfg.dropout, layout, cfg.ln_eps, cfg.attn_out_proj) for _ in range(cfg.n_blocks)
+            )
+        else:
+            res = cfg.mixer_residual == "always" or (cfg.mixer_residual == "stacked" and cfg.n_blocks > 1)
+            self.blocks = nn.ModuleList(
+                MixerBlock(build_mixer(cfg.mixer, d, causal=True, host="sasrec"), d, cfg.dropout, layout, cfg.ln_eps,
+                           cfg.ffn, cfg.d_ff, res, cfg.mixer_norm)
+                for _ in range(cfg.n_blocks)
+            )
+        self.final_norm = nn.LayerNorm(d, eps=cfg.ln_eps) if cfg.final_norm else None
+        self.item_bias = nn.Parameter(torch.zeros(cfg.n_items + 1)) if cfg.item_bias else None
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         d = self.cfg.d_model
         for name, p in self.named_parameters():
+            if ".mixer." in name:  # a slot's mixer keeps its own init
+                continue
+            if self.cfg.init == "normal":  # RecBole / Mamba4Rec / LRURec: N(0, 0.02) weights, zero biases
+                if p.dim() >= 2:
+                    nn.init.normal_(p, 0.0, 0.02)
+                elif name.endswith("bias") and "norm" not in name:
+                    p.zero_()
+                continue
             if p.dim() < 2:  # biases and LayerNorm: TF zeros / ones (pmixer keeps torch's default biases)
                 if self.cfg.init == "tf" and name.endswith("bias") and "norm" not in name:
                     p.zero_()
@@ -303,11 +419,25 @@ class SASRec(nn.Module):
         """e: unscaled item embeddings of the tokens (T, D) -> F of the tokens (T, D)."""
         L = tok.seq.shape[1]
         keep = tok.keep.to(e.dtype)  # (T, 1)
-        x = e * math.sqrt(self.cfg.d_model) + self.pos_emb.weight[self.cfg.maxlen - L + tok.col]  # (T, D)
-        x = dropout(x, self.cfg.dropout, self.training) * keep  # the last item sits at maxlen-1
+        x = e * math.sqrt(self.cfg.d_model) if self.cfg.emb_scale else e
+        if self.pos_emb is not None:
+            x = x + self.pos_emb.weight[self.cfg.maxlen - L + tok.col]  # (T, D); the last item sits at maxlen-1
+        x = dropout(x, self.cfg.dropout, self.training)
+        if self.emb_norm is not None:
+            x = self.emb_norm(x)
+        x = x * keep
         for blk in self.blocks:
             x = blk(x, tok)
-        return self.final_norm(x)  # (T, D)
+        return self.final_norm(x) if self.final_norm is not None else x  # (T, D)
+
+    def _pad_features(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        """F at rows without items: LN(0) = the final LayerNorm's bias (TF), else 0: (n, D)."""
+        if self.final_norm is not None:
+            return self.final_norm.bias.expand(n, -1)
+        return like.new_zeros(1, like.shape[1]).expand(n, -1)
+
+    def _bias(self, items: torch.Tensor) -> torch.Tensor | float:
+        return self.item_bias[items] if self.item_bias is not None else 0.0
 
     def forward(self, seq: torch.Tensor, packed: bool | None = None) -> torch.Tensor:
         """seq: (B, L) item ids, left-padded with 0, L <= maxlen -> F: (B, L, D).
@@ -317,7 +447,7 @@ class SASRec(nn.Module):
         B, L = seq.shape
         tok = self.tokens(seq, packed)
         f = self.encode(self.item_emb(seq.reshape(-1)[tok.idx]), tok)  # (T, D)
-        out = self.final_norm.bias.expand(B * L, -1).index_copy(0, tok.idx, f)  # (B*L, D)
+        out = self._pad_features(B * L, f).index_copy(0, tok.idx, f)  # (B*L, D)
         return out.view(B, L, -1)  # (B, L, D)
 
     # -- scoring ------------------------------------------------------------------------
@@ -328,18 +458,20 @@ class SASRec(nn.Module):
         tok = self.tokens(seq)
         f = self.encode(self.item_emb(seq.reshape(-1)[tok.idx]), tok)  # (T, D)
         is_last = tok.col == L - 1  # (T,)
-        out = self.final_norm.bias.expand(B, -1).clone()  # rows without items: LN(0)
+        out = self._pad_features(B, f).clone()  # rows without items: LN(0)
         out[tok.idx[is_last] // L] = f[is_last]
         return out  # (B, D)
 
     def score(self, seq: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores of candidate items after the last position: seq (B, L), items (B, C) -> (B, C)."""
         f = self.last_features(seq)  # (B, D)
-        return torch.einsum("bd,bcd->bc", f, self.item_emb(items))  # (B, C)
+        return torch.einsum("bd,bcd->bc", f, self.item_emb(items)) + self._bias(items)  # (B, C)
 
     def score_all(self, seq: torch.Tensor) -> torch.Tensor:
         """Scores of every item: (B, n_items + 1); column 0 (padding) is -inf."""
         s = self.last_features(seq) @ self.item_emb.weight.T  # (B, n_items + 1)
+        if self.item_bias is not None:
+            s = s + self.item_bias
         s[:, 0] = float("-inf")
         return s
 
@@ -357,6 +489,8 @@ class SASRec(nn.Module):
         if kind == "ce":
             f = self.encode(self.item_emb(x_ids), tok)[valid]  # (N, D)
             logits = f @ self.item_emb.weight.T  # (N, n_items + 1)
+            if self.item_bias is not None:
+                logits = logits + self.item_bias
             logits[:, 0] = float("-inf")
             loss = F.cross_entropy(logits, p)
         else:
@@ -368,6 +502,8 @@ class SASRec(nn.Module):
             f = self.encode(e_x, tok)[valid]  # (N, D)
             s_pos = (f * e_pos).sum(-1)  # (N,)
             s_neg = torch.einsum("nd,nkd->nk", f, e_neg.view(N, k, -1))  # (N, k)
+            if self.item_bias is not None:
+                s_pos, s_neg = s_pos + self.item_bias[p], s_neg + self.item_bias[neg]
             if kind == "bce":
                 loss = (F.softplus(-s_pos) + F.softplus(s_neg).sum(-1)).mean()
             elif kind == "sampled_softmax":
