@@ -1,9 +1,7 @@
 """The audio domain as the core sees it (entry point ostinato.domains:audio)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from ostinato.core.domain import Domain
+from ostinato.core.domain import declare
 
 from . import cli
 from .data import mixing, paired, synthetic  # noqa: F401  (registers datasets)
@@ -11,12 +9,5 @@ from .data.specs import DATASETS
 from .evaluate import AudioEvalConfig, evaluate
 from .models import frcrn  # noqa: F401  (registers models)
 
-DOMAIN = Domain(
-    name="audio",
-    recipes_dir=Path(__file__).parent / "recipes",
-    evaluate=evaluate,
-    eval_config=AudioEvalConfig,
-    bench=cli.bench,
-    add_cli=cli.add_cli,
-    datasets=DATASETS,
-)
+DOMAIN = declare("audio", __file__, evaluate, AudioEvalConfig, cli,
+                 datasets=DATASETS)

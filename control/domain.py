@@ -4,9 +4,7 @@ Its verbs (``ostinato control setup-render|collect``, ``ostinato bench control``
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from ostinato.core.domain import Domain
+from ostinato.core.domain import declare
 
 from . import cli
 from .data import episodic as _episodic  # noqa: F401  (registers control_demos)
@@ -15,13 +13,6 @@ from .evaluate import ControlEvalConfig, evaluate
 from .models import muvla as _muvla  # noqa: F401  (registers muvla*)
 from .models import recurrent as _recurrent  # noqa: F401  (registers lstm_policy*)
 
-DOMAIN = Domain(
-    name="control",
-    recipes_dir=Path(__file__).parent / "recipes",
-    evaluate=evaluate,
-    eval_config=ControlEvalConfig,
-    bench=cli.bench,
-    add_cli=cli.add_cli,
-    listings={"envs": list_envs},
-    eval_needs_data=False,  # rollouts: the env settings are in the checkpoint (DataBundle.inference)
-)
+DOMAIN = declare("control", __file__, evaluate, ControlEvalConfig, cli,
+                 listings={"envs": list_envs},
+                 eval_needs_data=False)  # rollouts: the env settings are in the checkpoint (DataBundle.inference)

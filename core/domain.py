@@ -41,6 +41,15 @@ class Domain:
     eval_needs_data: bool = True
 
 
+
+def declare(name: str, package_file: str, evaluate: Callable[..., dict[str, float]], eval_config: type | None,
+            cli: Any = None, **fields: Any) -> Domain:
+    """The Domain of a package in the usual shape: its recipes in ``<package>/recipes``, and the
+    ``bench`` and ``add_cli`` of its ``cli`` module where that module has them."""
+    return Domain(name=name, recipes_dir=Path(package_file).parent / "recipes", evaluate=evaluate,
+                  eval_config=eval_config, bench=getattr(cli, "bench", None), add_cli=getattr(cli, "add_cli", None),
+                  **fields)
+
 _DOMAINS: dict[str, Domain] = {}
 _BROKEN: dict[str, str] = {}  # domain -> one-line reason it could not be imported
 _LOADED = False

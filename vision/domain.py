@@ -1,9 +1,7 @@
 """The vision domain as the core sees it (entry point ostinato.domains:vision)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from ostinato.core.domain import Domain
+from ostinato.core.domain import declare
 
 from . import cli
 from .data import kth as _kth  # noqa: F401  (registers datasets)
@@ -17,11 +15,5 @@ from .models import convs5 as _convs5  # noqa: F401
 from .models import pfgnet as _pfgnet  # noqa: F401
 
 
-DOMAIN = Domain(
-    name="vision",
-    recipes_dir=Path(__file__).parent / "recipes",
-    evaluate=evaluate,
-    eval_config=VisionEvalConfig,
-    bench=cli.bench,
-    datasets=[_mnist.MNIST_SPEC, _mnist.MMNIST_TEST_SPEC, _taxibj.TAXIBJ_SPEC, _kth.KTH_SPEC],
-)
+DOMAIN = declare("vision", __file__, evaluate, VisionEvalConfig, cli,
+                 datasets=[_mnist.MNIST_SPEC, _mnist.MMNIST_TEST_SPEC, _taxibj.TAXIBJ_SPEC, _kth.KTH_SPEC])
