@@ -13,6 +13,9 @@ duplicate raises.
 
     model = create_model("sasrec", n_items=100, d_model=64)
 
+A builder that only calls the model, ``return SASRec(cfg)``, can be the model itself:
+``register_variant("test_sasrec", TestSASRecConfig, SASRec, "Tiny SASRec for tests.")``.
+
 Datasets use the same mechanism (``register_dataset``); their builder has the signature
 ``builder(cfg, data_root: Path | None) -> DataBundle``.
 """
@@ -100,6 +103,15 @@ def register_model(name: str, *, config: type, domain: str | None = None, descri
     True when ``y[:, :t]`` never depends on ``x[:, t:]``, False when it may, or a function of the
     config where a field decides; None (the default) for everything else."""
     return _register("model", name, config, domain, description, causal)
+
+
+def register_variant(name: str, config: type, model: Callable[..., Any], description: str) -> None:
+    """Register a model whose builder is ``model(cfg)`` itself, most often the model class.
+
+    A variant is a config subclass with other defaults; it needs no builder function of its
+    own. The domain is that of the module defining ``model``.
+    """
+    register_model(name, config=config, description=description)(model)
 
 
 def register_dataset(name: str, *, config: type, domain: str | None = None, description: str | None = None):

@@ -44,7 +44,7 @@ from torch import nn
 
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.fsmn import ComplexFSMN, FSMNConfig
-from ostinato.core.registry import register_model
+from ostinato.core.registry import register_variant
 
 from ..stft import STFT, StreamingISTFT, StreamingSTFT, STFTShape, resolve_stft
 from .complex_nn import ComplexBatchNorm2d, ComplexConv2d, ComplexConvTranspose2d, ComplexSE, FreqFSMN, TimeFSMN, ccat, cmul
@@ -362,10 +362,8 @@ def load_official(path) -> FRCRN:
 
 
 # ----------------------------------------------------------------------------- variants
-@register_model("frcrn", config=FRCRNConfig)
-def frcrn(cfg: FRCRNConfig) -> FRCRN:
-    """FRCRN as in the paper: one complex UNet with frequency-recurrent FSMNs, 20 ms windows."""
-    return FRCRN(cfg)
+register_variant("frcrn", FRCRNConfig, FRCRN,
+                 "FRCRN as in the paper: one complex UNet with frequency-recurrent FSMNs, 20 ms windows.")
 
 
 @dataclass
@@ -374,10 +372,8 @@ class FRCRNDoubleConfig(FRCRNConfig):
     n_unets: int = 2
 
 
-@register_model("frcrn_double", config=FRCRNDoubleConfig)
-def frcrn_double(cfg: FRCRNDoubleConfig) -> FRCRN:
-    """FRCRN_SE_16K as released: double UNet (mask tanh(u2) + tanh(u1)), 40 ms windows; 12.82M params."""
-    return FRCRN(cfg)
+register_variant("frcrn_double", FRCRNDoubleConfig, FRCRN,
+                 "FRCRN_SE_16K as released: double UNet (mask tanh(u2) + tanh(u1)), 40 ms windows; 12.82M params.")
 
 
 @dataclass
@@ -393,10 +389,8 @@ class FRCRNCausalConfig(FRCRNConfig):
     se_pool: Literal["global", "cumulative", "none"] = "cumulative"
 
 
-@register_model("frcrn_causal", config=FRCRNCausalConfig)
-def frcrn_causal(cfg: FRCRNCausalConfig) -> FRCRN:
-    """Causal FRCRN (48 channels, 40/20 ms frames): left-padded time kernels, cumulative SE; streams."""
-    return FRCRN(cfg)
+register_variant("frcrn_causal", FRCRNCausalConfig, FRCRN,
+                 "Causal FRCRN (48 channels, 40/20 ms frames): left-padded time kernels, cumulative SE; streams.")
 
 
 @dataclass
@@ -411,10 +405,7 @@ class TestFRCRNConfig(FRCRNConfig):
     se_reduction: int = 4
 
 
-@register_model("test_frcrn", config=TestFRCRNConfig)
-def test_frcrn(cfg: TestFRCRNConfig) -> FRCRN:
-    """Tiny FRCRN for tests (8 channels, 4 encoders, 128-point STFT)."""
-    return FRCRN(cfg)
+register_variant("test_frcrn", TestFRCRNConfig, FRCRN, "Tiny FRCRN for tests (8 channels, 4 encoders, 128-point STFT).")
 
 
 @dataclass
@@ -423,7 +414,4 @@ class TestFRCRNCausalConfig(TestFRCRNConfig):
     se_pool: Literal["global", "cumulative", "none"] = "cumulative"
 
 
-@register_model("test_frcrn_causal", config=TestFRCRNCausalConfig)
-def test_frcrn_causal(cfg: TestFRCRNCausalConfig) -> FRCRN:
-    """Tiny causal FRCRN for streaming tests."""
-    return FRCRN(cfg)
+register_variant("test_frcrn_causal", TestFRCRNCausalConfig, FRCRN, "Tiny causal FRCRN for streaming tests.")

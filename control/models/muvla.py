@@ -41,7 +41,7 @@ from torch import nn
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.attention import Transformer, TransformerConfig
 from ostinato.core.layers.memory import MemoryTokens
-from ostinato.core.registry import register_model
+from ostinato.core.registry import register_variant
 
 from .encoders import StepEncoder, first_frame_recon_loss, l1_chunk_loss
 from .policy_config import StepPolicyConfig
@@ -156,10 +156,8 @@ class MuVLAPolicy(nn.Module):
 
 
 # ----------------------------------------------------------------------------- variants
-@register_model("muvla", config=MuVLAConfig)
-def muvla(cfg: MuVLAConfig) -> MuVLAPolicy:
-    """muVLA memory-token policy (m=16, TBPTT K=8) on a CPU-sized backbone (not the 7B OpenVLA)."""
-    return MuVLAPolicy(cfg)
+register_variant("muvla", MuVLAConfig, MuVLAPolicy,
+                 "muVLA memory-token policy (m=16, TBPTT K=8) on a CPU-sized backbone (not the 7B OpenVLA).")
 
 
 @dataclass
@@ -173,10 +171,8 @@ class MuVLAMemorylessConfig(MuVLAConfig):
         super().validate()
 
 
-@register_model("muvla_memoryless", config=MuVLAMemorylessConfig)
-def muvla_memoryless(cfg: MuVLAMemorylessConfig) -> MuVLAPolicy:
-    """The same policy with m=0 memory tokens: the memoryless baseline."""
-    return MuVLAPolicy(cfg)
+register_variant("muvla_memoryless", MuVLAMemorylessConfig, MuVLAPolicy,
+                 "The same policy with m=0 memory tokens: the memoryless baseline.")
 
 
 @dataclass
@@ -190,10 +186,8 @@ class MuVLAEMAConfig(MuVLAConfig):
         super().validate()
 
 
-@register_model("muvla_ema", config=MuVLAEMAConfig)
-def muvla_ema(cfg: MuVLAEMAConfig) -> MuVLAPolicy:
-    """muVLA with the detached-EMA memory update (alpha = ema_alpha) instead of TBPTT."""
-    return MuVLAPolicy(cfg)
+register_variant("muvla_ema", MuVLAEMAConfig, MuVLAPolicy,
+                 "muVLA with the detached-EMA memory update (alpha = ema_alpha) instead of TBPTT.")
 
 
 @dataclass
@@ -205,7 +199,5 @@ class TestMuVLAConfig(MuVLAConfig):
     image_grid: int = 2
 
 
-@register_model("test_muvla", config=TestMuVLAConfig)
-def test_muvla(cfg: TestMuVLAConfig) -> MuVLAPolicy:
-    """Tiny muVLA for tests (timm test_efficientnet encoder, d=32, 1 layer, 4 image tokens)."""
-    return MuVLAPolicy(cfg)
+register_variant("test_muvla", TestMuVLAConfig, MuVLAPolicy,
+                 "Tiny muVLA for tests (timm test_efficientnet encoder, d=32, 1 layer, 4 image tokens).")

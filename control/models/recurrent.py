@@ -23,7 +23,7 @@ from torch import nn
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.attention import Transformer, TransformerConfig
 from ostinato.core.layers.rnn import LSTM, RNNConfig
-from ostinato.core.registry import register_model
+from ostinato.core.registry import register_variant
 
 from .encoders import StepEncoder, first_frame_recon_loss, l1_chunk_loss
 from .policy_config import StepPolicyConfig
@@ -146,10 +146,8 @@ class LSTMPolicy(nn.Module):
         return self._step(tok, pad, state, is_first)
 
 
-@register_model("lstm_policy", config=LSTMPolicyConfig)
-def lstm_policy(cfg: LSTMPolicyConfig) -> LSTMPolicy:
-    """Recurrent-state baseline: core LSTM state token instead of muVLA memory tokens."""
-    return LSTMPolicy(cfg)
+register_variant("lstm_policy", LSTMPolicyConfig, LSTMPolicy,
+                 "Recurrent-state baseline: core LSTM state token instead of muVLA memory tokens.")
 
 
 @dataclass
@@ -162,7 +160,5 @@ class TestLSTMPolicyConfig(LSTMPolicyConfig):
     d_hidden: int = 32
 
 
-@register_model("test_lstm_policy", config=TestLSTMPolicyConfig)
-def test_lstm_policy(cfg: TestLSTMPolicyConfig) -> LSTMPolicy:
-    """Tiny LSTM policy for tests (test_efficientnet, d=32, 1 layer, LSTM 32)."""
-    return LSTMPolicy(cfg)
+register_variant("test_lstm_policy", TestLSTMPolicyConfig, LSTMPolicy,
+                 "Tiny LSTM policy for tests (test_efficientnet, d=32, 1 layer, LSTM 32).")

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_model, register_variant
 
 KVCache = dict[str, torch.Tensor]  # {"k": (B, H, S, Dh), "v": (B, H, S, Dh), "valid": (B, S) bool}
 

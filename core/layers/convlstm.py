@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_variant
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # h, c: (B, P, H, W)
 
@@ -176,7 +176,5 @@ class ConvLSTM(SpatialStack):
         super().__init__(layers)
 
 
-@register_model("convlstm", config=ConvLSTMConfig)
-def convlstm(cfg: ConvLSTMConfig) -> ConvLSTM:
-    """ConvLSTM stack on (B, L, C, H, W): one conv over [x, h] for the 4 gates, forget bias."""
-    return ConvLSTM(cfg)
+register_variant("convlstm", ConvLSTMConfig, ConvLSTM,
+                 "ConvLSTM stack on (B, L, C, H, W): one conv over [x, h] for the 4 gates, forget bias.")

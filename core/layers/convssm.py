@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_variant
 from ..scan import scan
 from .convlstm import SpatialResidual, SpatialStack, he_normal_
 from .hippo import make_dplr_hippo
@@ -198,7 +198,5 @@ class ConvS5(SpatialStack):
         self.cfg = cfg
 
 
-@register_model("convs5", config=ConvS5Config)
-def convs5(cfg: ConvS5Config) -> ConvS5:
-    """ConvS5 layers (NeurIPS 2023): complex diagonal conv-SSM, HiPPO init, parallel scan, step mode."""
-    return ConvS5(cfg)
+register_variant("convs5", ConvS5Config, ConvS5,
+                 "ConvS5 layers (NeurIPS 2023): complex diagonal conv-SSM, HiPPO init, parallel scan, step mode.")

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_model, register_variant
 
 
 @dataclass
@@ -149,7 +149,5 @@ def fsmn(cfg: FSMNConfig) -> DeepFSMN:
     return DeepFSMN(cfg)
 
 
-@register_model("complex_fsmn", config=FSMNConfig)
-def complex_fsmn(cfg: FSMNConfig) -> ComplexFSMN:
-    """FRCRN complex FSMN (ComplexUniDeepFsmn): real/imag FSMNs combined as a complex product."""
-    return ComplexFSMN(cfg)
+register_variant("complex_fsmn", FSMNConfig, ComplexFSMN,
+                 "FRCRN complex FSMN (ComplexUniDeepFsmn): real/imag FSMNs combined as a complex product.")

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_model, register_variant
 from ..scan import scan
 
 
@@ -106,7 +106,4 @@ class TestLRUConfig(LRUConfig):
     r_max: float = 0.99
 
 
-@register_model("test_lru", config=TestLRUConfig)
-def test_lru(cfg: TestLRUConfig) -> LRU:
-    """Tiny LRU for tests."""
-    return LRU(cfg)
+register_variant("test_lru", TestLRUConfig, LRU, "Tiny LRU for tests.")

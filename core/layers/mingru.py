@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_model, register_variant
 from ..scan import scan_log
 
 
@@ -143,10 +143,7 @@ class TestMinGRUConfig(MinGRUConfig):
     expansion: float = 1.5
 
 
-@register_model("test_mingru", config=TestMinGRUConfig)
-def test_mingru(cfg: TestMinGRUConfig) -> MinGRU:
-    """Tiny minGRU for tests."""
-    return MinGRU(cfg)
+register_variant("test_mingru", TestMinGRUConfig, MinGRU, "Tiny minGRU for tests.")
 
 
 @dataclass
@@ -155,7 +152,4 @@ class TestMinLSTMConfig(MinLSTMConfig):
     expansion: float = 1.5
 
 
-@register_model("test_minlstm", config=TestMinLSTMConfig)
-def test_minlstm(cfg: TestMinLSTMConfig) -> MinLSTM:
-    """Tiny minLSTM for tests."""
-    return MinLSTM(cfg)
+register_variant("test_minlstm", TestMinLSTMConfig, MinLSTM, "Tiny minLSTM for tests.")

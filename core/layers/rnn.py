@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_model, register_variant
 
 
 @dataclass

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_model, register_variant
 from ..scan import scan
 
 
@@ -151,7 +151,4 @@ class TestS4DConfig(S4DConfig):
     d_state: int = 8
 
 
-@register_model("test_s4d", config=TestS4DConfig)
-def test_s4d(cfg: TestS4DConfig) -> S4D:
-    """Tiny S4D for tests."""
-    return S4D(cfg)
+register_variant("test_s4d", TestS4DConfig, S4D, "Tiny S4D for tests.")

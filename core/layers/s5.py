@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_model, register_variant
 from ..scan import scan
 from .hippo import make_dplr_hippo
 
@@ -184,7 +184,4 @@ class TestS5Config(S5Config):
     blocks: int = 2
 
 
-@register_model("test_s5", config=TestS5Config)
-def test_s5(cfg: TestS5Config) -> S5:
-    """Tiny S5 for tests."""
-    return S5(cfg)
+register_variant("test_s5", TestS5Config, S5, "Tiny S5 for tests.")

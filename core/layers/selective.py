@@ -59,7 +59,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_model, register_variant
 
 _LOG2E = 1.4426950408889634
 
@@ -507,7 +507,4 @@ class TestMambaConfig(MambaConfig):
     chunk: int = 5
 
 
-@register_model("test_mamba", config=TestMambaConfig)
-def test_mamba(cfg: TestMambaConfig) -> Mamba:
-    """Tiny Mamba mixer for tests."""
-    return Mamba(cfg)
+register_variant("test_mamba", TestMambaConfig, Mamba, "Tiny Mamba mixer for tests.")

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_model, register_variant
 
 
 def segsum(x: torch.Tensor) -> torch.Tensor:
@@ -204,7 +204,4 @@ class TestMamba2Config(Mamba2Config):
     chunk: int = 5
 
 
-@register_model("test_ssd", config=TestMamba2Config)
-def test_ssd(cfg: TestMamba2Config) -> Mamba2:
-    """Tiny Mamba-2 SSD mixer for tests."""
-    return Mamba2(cfg)
+register_variant("test_ssd", TestMamba2Config, Mamba2, "Tiny Mamba-2 SSD mixer for tests.")

@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_variant
 from ..scan import scan
 
 State2D = tuple[torch.Tensor, torch.Tensor]  # h1, h2: (B, V, *S) each
@@ -234,7 +234,5 @@ class SelectiveSSM2D(nn.Module):
         return y[:, :, 0], state
 
 
-@register_model("ssm2d", config=SSM2DConfig)
-def ssm2d(cfg: SSM2DConfig) -> SelectiveSSM2D:
-    """Selective 2-D SSM over (variate, time) (Chimera), exact parallel scan and streaming state."""
-    return SelectiveSSM2D(cfg)
+register_variant("ssm2d", SSM2DConfig, SelectiveSSM2D,
+                 "Selective 2-D SSM over (variate, time) (Chimera), exact parallel scan and streaming state.")

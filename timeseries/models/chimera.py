@@ -76,7 +76,7 @@ import torch.nn.functional as F
 
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.ssm2d import SelectiveSSM2D, SSM2DConfig
-from ostinato.core.registry import register_model
+from ostinato.core.registry import register_variant
 
 from .blocks import MovingAvgDecomp, WindowNorm
 
@@ -268,10 +268,8 @@ class Chimera(nn.Module):
         return loss, {"mse": float(mse.detach())}
 
 
-@register_model("chimera", config=ChimeraConfig)
-def chimera(cfg: ChimeraConfig) -> Chimera:
-    """Chimera (Behrouz et al. 2024): 2-D selective SSM, trend/seasonal heads, bidirectional variates."""
-    return Chimera(cfg)
+register_variant("chimera", ChimeraConfig, Chimera,
+                 "Chimera (Behrouz et al. 2024): 2-D selective SSM, trend/seasonal heads, bidirectional variates.")
 
 
 @dataclass
@@ -285,7 +283,5 @@ class TestChimeraConfig(ChimeraConfig):
     kernel_size: int = 5
 
 
-@register_model("test_chimera", config=TestChimeraConfig)
-def test_chimera(cfg: TestChimeraConfig) -> Chimera:
-    """Tiny Chimera for tests (d_model 8, d_state 4, patches of 4)."""
-    return Chimera(cfg)
+register_variant("test_chimera", TestChimeraConfig, Chimera,
+                 "Tiny Chimera for tests (d_model 8, d_state 4, patches of 4).")

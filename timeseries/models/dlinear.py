@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ostinato.core.registry import register_model
+from ostinato.core.registry import register_variant
 
 from .blocks import MovingAvgDecomp, WindowNorm
 
@@ -72,10 +72,8 @@ class DLinear(nn.Module):
         return loss, {"mse": float(loss.detach())}
 
 
-@register_model("dlinear", config=DLinearConfig)
-def dlinear(cfg: DLinearConfig) -> DLinear:
-    """DLinear (Zeng et al. 2023): moving-average decomposition + two linear maps, TSLib defaults."""
-    return DLinear(cfg)
+register_variant("dlinear", DLinearConfig, DLinear,
+                 "DLinear (Zeng et al. 2023): moving-average decomposition + two linear maps, TSLib defaults.")
 
 
 @dataclass
@@ -85,7 +83,5 @@ class TestDLinearConfig(DLinearConfig):
     kernel_size: int = 5
 
 
-@register_model("test_dlinear", config=TestDLinearConfig)
-def test_dlinear(cfg: TestDLinearConfig) -> DLinear:
-    """Tiny DLinear for tests (same model; the recipe sets short windows)."""
-    return DLinear(cfg)
+register_variant("test_dlinear", TestDLinearConfig, DLinear,
+                 "Tiny DLinear for tests (same model; the recipe sets short windows).")

@@ -32,7 +32,7 @@ import torch.nn as nn
 
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.rnn import LSTM, RNNConfig
-from ostinato.core.registry import register_model
+from ostinato.core.registry import register_variant
 
 from .mes_lstm import pinball_loss, quantile_index
 
@@ -169,10 +169,8 @@ class ESRNN(nn.Module):
         return loss, logs
 
 
-@register_model("es_rnn", config=ESRNNConfig)
-def es_rnn(cfg: ESRNNConfig) -> ESRNN:
-    """ES-RNN-style (Smyl 2020): per-series learned multiplicative ES + dilated LSTMs, pinball intervals."""
-    return ESRNN(cfg)
+register_variant("es_rnn", ESRNNConfig, ESRNN,
+                 "ES-RNN-style (Smyl 2020): per-series learned multiplicative ES + dilated LSTMs, pinball intervals.")
 
 
 @dataclass
@@ -185,7 +183,4 @@ class TestESRNNConfig(ESRNNConfig):
     dilations: list[int] = field(default_factory=lambda: [1, 2])
 
 
-@register_model("test_es_rnn", config=TestESRNNConfig)
-def test_es_rnn(cfg: TestESRNNConfig) -> ESRNN:
-    """Tiny ES-RNN for tests."""
-    return ESRNN(cfg)
+register_variant("test_es_rnn", TestESRNNConfig, ESRNN, "Tiny ES-RNN for tests.")

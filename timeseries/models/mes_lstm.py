@@ -46,7 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ostinato.core.errors import ConfigError
-from ostinato.core.registry import register_model
+from ostinato.core.registry import register_variant
 
 
 class KerasLSTM(nn.Module):
@@ -206,10 +206,8 @@ class MESLSTM(nn.Module):
         return loss, {"pinball": float(loss.detach())}
 
 
-@register_model("mes_lstm", config=MESLSTMConfig)
-def mes_lstm(cfg: MESLSTMConfig) -> MESLSTM:
-    """MES-LSTM (Mathonsi & van Zyl 2022): offline Holt-Winters + ReLU LSTM(50) + Flipout Bayesian head."""
-    return MESLSTM(cfg)
+register_variant("mes_lstm", MESLSTMConfig, MESLSTM,
+                 "MES-LSTM (Mathonsi & van Zyl 2022): offline Holt-Winters + ReLU LSTM(50) + Flipout Bayesian head.")
 
 
 @dataclass
@@ -217,7 +215,4 @@ class TestMESLSTMConfig(MESLSTMConfig):
     hidden: int = 8
 
 
-@register_model("test_mes_lstm", config=TestMESLSTMConfig)
-def test_mes_lstm(cfg: TestMESLSTMConfig) -> MESLSTM:
-    """Tiny MES-LSTM for tests (hidden 8)."""
-    return MESLSTM(cfg)
+register_variant("test_mes_lstm", TestMESLSTMConfig, MESLSTM, "Tiny MES-LSTM for tests (hidden 8).")

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ostinato.core.errors import ConfigError
-from ostinato.core.registry import register_model
+from ostinato.core.registry import register_variant
 
 
 @dataclass
@@ -67,10 +67,8 @@ class SeasonalNaive(nn.Module):
         return loss, {"mse": float(loss.detach())}
 
 
-@register_model("seasonal_naive", config=SeasonalNaiveConfig)
-def seasonal_naive(cfg: SeasonalNaiveConfig) -> SeasonalNaive:
-    """Seasonal naive forecast (value one season ago) with FPP Gaussian intervals; no training."""
-    return SeasonalNaive(cfg)
+register_variant("seasonal_naive", SeasonalNaiveConfig, SeasonalNaive,
+                 "Seasonal naive forecast (value one season ago) with FPP Gaussian intervals; no training.")
 
 
 @dataclass
@@ -80,7 +78,5 @@ class TestSeasonalNaiveConfig(SeasonalNaiveConfig):
     period: int = 4
 
 
-@register_model("test_seasonal_naive", config=TestSeasonalNaiveConfig)
-def test_seasonal_naive(cfg: TestSeasonalNaiveConfig) -> SeasonalNaive:
-    """Tiny seasonal naive for tests (period 4)."""
-    return SeasonalNaive(cfg)
+register_variant("test_seasonal_naive", TestSeasonalNaiveConfig, SeasonalNaive,
+                 "Tiny seasonal naive for tests (period 4).")

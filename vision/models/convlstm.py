@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.convlstm import ConvLSTM, ConvLSTMConfig
-from ostinato.core.registry import register_model
+from ostinato.core.registry import register_variant
 
 
 @dataclass
@@ -132,10 +132,8 @@ class ConvLSTMPredictor(nn.Module):
         return loss, {"mse": float(loss.detach()), "eta": eta}
 
 
-@register_model("convlstm_vp", config=ConvLSTMVPConfig)
-def convlstm_vp(cfg: ConvLSTMVPConfig) -> ConvLSTMPredictor:
-    """ConvLSTM video predictor on core ConvLSTM layers (OpenSTL ConvLSTM; patches, scheduled sampling)."""
-    return ConvLSTMPredictor(cfg)
+register_variant("convlstm_vp", ConvLSTMVPConfig, ConvLSTMPredictor,
+                 "ConvLSTM video predictor on core ConvLSTM layers (OpenSTL ConvLSTM; patches, scheduled sampling).")
 
 
 @dataclass
@@ -143,10 +141,8 @@ class ConvLSTMMMNISTConfig(ConvLSTMVPConfig):
     """OpenSTL configs/mmnist/ConvLSTM.py: 4 x 128 hidden, 5x5, patch 4, scheduled sampling."""
 
 
-@register_model("convlstm_mmnist", config=ConvLSTMMMNISTConfig)
-def convlstm_mmnist(cfg: ConvLSTMMMNISTConfig) -> ConvLSTMPredictor:
-    """ConvLSTM-S (OpenSTL Moving MNIST): 4 x 128, 5x5, patch 4, scheduled sampling (11.7M computed params)."""
-    return ConvLSTMPredictor(cfg)
+register_variant("convlstm_mmnist", ConvLSTMMMNISTConfig, ConvLSTMPredictor,
+                 "ConvLSTM-S (OpenSTL Moving MNIST): 4 x 128, 5x5, patch 4, scheduled sampling (11.7M computed params).")
 
 
 @dataclass
@@ -160,7 +156,5 @@ class TestConvLSTMConfig(ConvLSTMVPConfig):
     kernel_size: int = 3
 
 
-@register_model("test_convlstm", config=TestConvLSTMConfig)
-def test_convlstm(cfg: TestConvLSTMConfig) -> ConvLSTMPredictor:
-    """Tiny ConvLSTM predictor for tests (2 x 8 hidden, 3x3, patch 4)."""
-    return ConvLSTMPredictor(cfg)
+register_variant("test_convlstm", TestConvLSTMConfig, ConvLSTMPredictor,
+                 "Tiny ConvLSTM predictor for tests (2 x 8 hidden, 3x3, patch 4).")

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.convlstm import channel_layernorm
 from ostinato.core.layers.convssm import ConvS5, ConvS5Config
-from ostinato.core.registry import register_model
+from ostinato.core.registry import register_variant
 
 
 def lecun_normal_(w: torch.Tensor) -> torch.Tensor:
@@ -208,10 +208,8 @@ class ConvS5Predictor(nn.Module):
 # --------------------------------------------------------------------------- variants
 
 
-@register_model("convs5_vp", config=ConvS5VPConfig)
-def convs5_vp(cfg: ConvS5VPConfig) -> ConvS5Predictor:
-    """ConvS5 video predictor: ResNet encoder/decoder around core ConvS5 layers (NVlabs ConvSSM)."""
-    return ConvS5Predictor(cfg)
+register_variant("convs5_vp", ConvS5VPConfig, ConvS5Predictor,
+                 "ConvS5 video predictor: ResNet encoder/decoder around core ConvS5 layers (NVlabs ConvSSM).")
 
 
 @dataclass
@@ -219,10 +217,8 @@ class ConvS5MMNISTLongConfig(ConvS5VPConfig):
     """Official Moving-MNIST 300-frame config: widths [64,128,256], 8 layers, d_model = ssm_size = 256."""
 
 
-@register_model("convs5_mmnist_long", config=ConvS5MMNISTLongConfig)
-def convs5_mmnist_long(cfg: ConvS5MMNISTLongConfig) -> ConvS5Predictor:
-    """ConvS5, official long Moving-MNIST config (300-frame training; 8 layers, d_model/ssm 256)."""
-    return ConvS5Predictor(cfg)
+register_variant("convs5_mmnist_long", ConvS5MMNISTLongConfig, ConvS5Predictor,
+                 "ConvS5, official long Moving-MNIST config (300-frame training; 8 layers, d_model/ssm 256).")
 
 
 @dataclass
@@ -233,10 +229,8 @@ class ConvS5MMNISTLong600Config(ConvS5VPConfig):
     ssm_size: int = 128
 
 
-@register_model("convs5_mmnist_long600", config=ConvS5MMNISTLong600Config)
-def convs5_mmnist_long600(cfg: ConvS5MMNISTLong600Config) -> ConvS5Predictor:
-    """ConvS5, official 600-frame Moving-MNIST config (8 layers, d_model/ssm 128)."""
-    return ConvS5Predictor(cfg)
+register_variant("convs5_mmnist_long600", ConvS5MMNISTLong600Config, ConvS5Predictor,
+                 "ConvS5, official 600-frame Moving-MNIST config (8 layers, d_model/ssm 128).")
 
 
 @dataclass
@@ -252,7 +246,5 @@ class TestConvS5Config(ConvS5VPConfig):
     num_groups: int = 4
 
 
-@register_model("test_convs5", config=TestConvS5Config)
-def test_convs5(cfg: TestConvS5Config) -> ConvS5Predictor:
-    """Tiny ConvS5 predictor for tests (widths [8, 16], 2 layers of d_model 16)."""
-    return ConvS5Predictor(cfg)
+register_variant("test_convs5", TestConvS5Config, ConvS5Predictor,
+                 "Tiny ConvS5 predictor for tests (widths [8, 16], 2 layers of d_model 16).")

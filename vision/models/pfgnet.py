@@ -32,7 +32,7 @@ import torch.nn.functional as F
 # module is imported at every `ostinato` start through the domain entry point.
 
 from ostinato.core.errors import ConfigError
-from ostinato.core.registry import register_model
+from ostinato.core.registry import register_variant
 
 # --------------------------------------------------------------------------- blocks
 
@@ -347,10 +347,8 @@ class PFGNet(nn.Module):
 # --------------------------------------------------------------------------- variants
 
 
-@register_model("pfgnet", config=PFGNetConfig)
-def pfgnet(cfg: PFGNetConfig) -> PFGNet:
-    """PFGNet (SimVP encoder/decoder + MSInit + PFG blocks); fields as in the released configs."""
-    return PFGNet(cfg)
+register_variant("pfgnet", PFGNetConfig, PFGNet,
+                 "PFGNet (SimVP encoder/decoder + MSInit + PFG blocks); fields as in the released configs.")
 
 
 @dataclass
@@ -358,10 +356,8 @@ class PFGNetMMNISTConfig(PFGNetConfig):
     """The released configs/mmnist/PFG.py: hid_S 64, N_T 8, N_S 4 on 10x1x64x64 (41.26M params)."""
 
 
-@register_model("pfgnet_mmnist", config=PFGNetMMNISTConfig)
-def pfgnet_mmnist(cfg: PFGNetMMNISTConfig) -> PFGNet:
-    """PFGNet, released Moving-MNIST config (hid_S 64, N_T 8, N_S 4; 41.26M params)."""
-    return PFGNet(cfg)
+register_variant("pfgnet_mmnist", PFGNetMMNISTConfig, PFGNet,
+                 "PFGNet, released Moving-MNIST config (hid_S 64, N_T 8, N_S 4; 41.26M params).")
 
 
 @dataclass
@@ -371,10 +367,8 @@ class PFGNetMMNISTSmallConfig(PFGNetConfig):
     hid_S: int = 16
 
 
-@register_model("pfgnet_mmnist_s", config=PFGNetMMNISTSmallConfig)
-def pfgnet_mmnist_s(cfg: PFGNetMMNISTSmallConfig) -> PFGNet:
-    """PFGNet-S for Moving MNIST: hid_S 16, N_T 8, N_S 4 (2.78M params, paper's size range)."""
-    return PFGNet(cfg)
+register_variant("pfgnet_mmnist_s", PFGNetMMNISTSmallConfig, PFGNet,
+                 "PFGNet-S for Moving MNIST: hid_S 16, N_T 8, N_S 4 (2.78M params, paper's size range).")
 
 
 @dataclass
@@ -388,7 +382,5 @@ class TestPFGNetConfig(PFGNetConfig):
     N_T: int = 2
 
 
-@register_model("test_pfgnet", config=TestPFGNetConfig)
-def test_pfgnet(cfg: TestPFGNetConfig) -> PFGNet:
-    """Tiny PFGNet for tests (4 frames of 16x16, hid_S 8, 2 blocks)."""
-    return PFGNet(cfg)
+register_variant("test_pfgnet", TestPFGNetConfig, PFGNet,
+                 "Tiny PFGNet for tests (4 frames of 16x16, hid_S 8, 2 blocks).")
