@@ -17,10 +17,26 @@ def bench(quick: bool = False, out: Path | None = None) -> list[dict]:
 def cmd_enhance(args) -> int:
     import torch
 
+    from ostinato.core.paths import check_out_dir
     from ostinato.core.train import load_run
 
     from .enhance import enhance_file
 
+    if args.threads < 0:
+        raise ConfigError(f"--threads {args.threads}: expected a positive number of threads (0: torch's choice)")
+    if not args.chunk_seconds > 0:
+        raise ConfigError(f"--chunk-seconds {args.chunk_seconds}: expected a positive number of seconds")
+    outdir = check_out_dir(args.output, "a folder for the enhanced wavs", flag="-o")
+    inputs = [Path(p) for p in args.inputs]
+    for p in inputs:
+        if not p.is_file():
+            raise DataError(f"{p}: no such file; expected an audio file (wav/flac/ogg)")
+        if (outdir / f"{p.stem}.wav").resolve() == p.resolve():
+            raise ConfigError(f"{p}: the output would overwrite the input; choose another -o OUTDIR")
+    if args.spectrogram:
+        from ostinato.core.paths import check_out_file
+
+        check_out_file(args.spectrogram, "a PNG file", flag="--spectrogram")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.official:
@@ -28,17 +44,10 @@ def cmd_enhance(args) -> int:
 
         model = load_official(args.checkpoint)
     else:
-        model, _, _ = load_run(args.checkpoint, build_data_too=False)
+        model, _, _ = load_run(args.checkpoint, build_data_too=False, expect_domain="audio", verb="enhance")
     model.eval()
     if not hasattr(model, "stream") or not hasattr(model, "sample_rate"):
         raise ConfigError(f"{args.checkpoint}: not an audio enhancement model (got {type(model).__name__})")
-    outdir = Path(args.output)
-    inputs = [Path(p) for p in args.inputs]
-    for p in inputs:
-        if not p.is_file():
-            raise DataError(f"{p}: no such file")
-        if (outdir / f"{p.stem}.wav").resolve() == p.resolve():
-            raise ConfigError(f"{p}: the output would overwrite the input; choose another -o OUTDIR")
     total_t, total_s = 0.0, 0.0
     for p in inputs:
         spec = None

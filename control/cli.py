@@ -27,9 +27,21 @@ def _cmd_setup_render(args) -> int:
 
 
 def _cmd_collect(args) -> int:
-    from .data.demos import collect, default_demo_dir
-    from .envs import EnvConfig
+    from ostinato.core.errors import ConfigError
+    from ostinato.core.paths import check_out_dir
 
+    from .data.demos import collect, default_demo_dir
+    from .envs import ENV_NAMES, EnvConfig
+
+    if args.env != "cue_task" and args.env not in ENV_NAMES:
+        raise ConfigError(f"unknown env {args.env!r}; expected one of `ostinato ls envs` (e.g. cue_task, PushCube-v1, RememberColor3-v0)")
+    for flag, v in (("--episodes", args.episodes), ("--image-size", args.image_size)):
+        if v < 1:
+            raise ConfigError(f"{flag} {v}: expected a positive number")
+    if args.max_steps < 0:
+        raise ConfigError(f"--max-steps {args.max_steps}: expected a positive number of steps (0: the task's)")
+    if args.out:
+        check_out_dir(args.out, "a folder for the demos")
     cfg = EnvConfig(env=args.env, obs_mode=args.obs_mode, image_size=args.image_size, robot=args.robot,
                     lowpoly=not args.no_lowpoly, max_episode_steps=args.max_steps)
     out = Path(args.out) if args.out else default_demo_dir(args.env)

@@ -107,8 +107,12 @@ def cmd_train(args) -> int:
     from . import recipe as rec
     from .train import fit
 
+    from .paths import check_out_dir
+
+    if args.out is not None:
+        check_out_dir(args.out, "a run folder")
     cfg = rec.load(args.recipe, args.overrides)
-    out = Path(args.out) if args.out else _default_out(args.recipe)
+    out = check_out_dir(args.out if args.out is not None else _default_out(args.recipe), "a run folder")
     results = fit(cfg, out, data_root=args.data_root, resume=args.resume, quiet=args.quiet)
     if int(__import__("os").environ.get("RANK", "0")) == 0:
         print(f"run written to {out}")
@@ -122,7 +126,10 @@ def cmd_eval(args) -> int:
     from .train import evaluate_split, load_run
 
     overrides = list(args.overrides)
-    if args.save_dir:
+    if args.save_dir is not None:
+        from .paths import check_out_dir
+
+        check_out_dir(args.save_dir, "a folder for the evaluation's artefacts", flag="--save-dir")
         overrides.append(f"eval.save_dir={args.save_dir}")
     model, cfg, data = load_run(args.checkpoint, data_root=args.data_root, overrides=overrides)
     from .progress import tracking  # stderr: a bar on a TTY, else a line every trainer.log_every_s
@@ -138,7 +145,9 @@ def cmd_eval(args) -> int:
 
 # ----------------------------------------------------------------------------- bench / data
 def cmd_bench(args) -> int:
-    out = Path(args.out) if args.out else None
+    from .paths import check_out_file
+
+    out = check_out_file(args.out, "a JSON file for the results") if args.out is not None else None
     if args.domain == "core":
         from .bench import run
     else:
@@ -209,11 +218,28 @@ def cmd_data(args) -> int:
 
 
 # ----------------------------------------------------------------------------- main
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (exit 2), not the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _check_data_root(args) -> None:
+    root = getattr(args, "data_root", None)
+    if root is None or getattr(args, "action", None) == "download":  # download creates it
+        return
+    p = Path(root).expanduser()
+    if not p.is_dir():
+        raise ConfigError(f"--data-root {root}: {'is a file' if p.exists() else 'no such folder'}; "
+                          "expected a folder that holds datasets (see `ostinato data where`)")
+
+
 def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     """The whole command line. ``lazy``: domain verbs are added by name from the domains'
     index.json files (see ``ostinato.core.index``), importing no domain; for ``--help`` and
     the core verbs, so that they answer without importing torch."""
-    p = argparse.ArgumentParser(prog="ostinato", description="ostinato: recurrent / state-space models across domains")
+    p = _Parser(prog="ostinato", description="ostinato: recurrent / state-space models across domains")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -302,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.overrides = list(args.overrides) + extra
             else:
                 parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        _check_data_root(args)
         return int(args.func(args) or 0)
     except OstinatoError as e:
         if debug:

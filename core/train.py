@@ -8,6 +8,7 @@ steps: setup, train_step, run_epoch, validate, checkpoint, finish) and is re-exp
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -34,6 +35,24 @@ def find_checkpoint(path: str | Path) -> Path:
     return p
 
 
+def check_run(config: dict, path: str | Path, expect_domain: str | None = None, verb: str = "",
+              expect_model: tuple[Callable[[dict], bool], str] | None = None) -> None:
+    """A verb's run is of its domain (and kind of model): else a one-line ConfigError naming
+    the run, its domain and model, and what the verb expects."""
+    domain = config.get("domain")
+    model = config.get("model") or {}
+    name = model.get("name") if isinstance(model, dict) else model
+    who = f"{verb}: " if verb else ""
+    if expect_domain is not None and domain != expect_domain:
+        raise ConfigError(f"{who}{path} is {_a(domain)} run (model {name}); expected {_a(expect_domain)} run")
+    if expect_model is not None and not expect_model[0](config):
+        raise ConfigError(f"{who}{path} is {_a(domain)} run of model {name}; expected {expect_model[1]}")
+
+
+def _a(word: object) -> str:
+    return f"{'an' if str(word)[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def load_run(
     path: str | Path,
     data_root: str | Path | None = None,
@@ -41,6 +60,9 @@ def load_run(
     build_data_too: bool = True,
     device: str = "cpu",
     rebuild_if_old: bool = False,
+    expect_domain: str | None = None,
+    verb: str = "",
+    expect_model: tuple[Callable[[dict], bool], str] | None = None,
 ) -> tuple[torch.nn.Module, RunConfig, DataBundle | None]:
     """Load a trained run (a run directory or a .pt file): (model in eval mode, config, data).
 
@@ -53,10 +75,17 @@ def load_run(
     holds what the verbs need (scalers, item maps, ...), so a run folder copied elsewhere
     is enough. A checkpoint written before bundles were saved gives ``None`` then, or the
     rebuilt data with ``rebuild_if_old`` (which needs the training data, as it always did).
+
+    A domain verb names the domain it works on (``expect_domain``, ``verb``) and, where it
+    needs a kind of model, ``expect_model = (predicate on the saved config dict, what it
+    expects)``: a run of another domain or model is a one-line ConfigError before anything is
+    built (see :func:`check_run`).
     """
     state = ckpt.load(find_checkpoint(path), map_location=device)
-    if "config" not in state:
-        raise ConfigError(f"{path}: not an ostinato checkpoint (no config inside)")
+    if "config" not in state or not isinstance(state["config"], dict):
+        raise ConfigError(f"{path}: not an ostinato checkpoint (no config inside); expected a run directory "
+                          "or .pt written by `ostinato train`")
+    check_run(state["config"], path, expect_domain, verb, expect_model)
     cfg = resolve(state["config"], list(overrides))
     saved = None
     if "inference" in state:

@@ -28,7 +28,8 @@ def recommend(checkpoint: str, user: str, k: int = 10, data_root: str | None = N
         raise ConfigError(f"-k {k}: expected a positive number of items")
     # the users' histories and the item map come from the checkpoint; a run saved before they
     # were rebuilds its data
-    model, cfg, bundle = load_run(checkpoint, data_root=data_root, build_data_too=False, rebuild_if_old=True)
+    model, cfg, bundle = load_run(checkpoint, data_root=data_root, build_data_too=False, rebuild_if_old=True,
+                                  expect_domain="recsys", verb="recommend")
     data = Interactions.from_state(bundle.inference["histories"])
     u = np.array([data.user_index(str(user))])
     s, e = data.offsets[u], data.offsets[u + 1]  # the whole history: train, validation and test items

@@ -15,21 +15,37 @@ def bench(quick: bool = False, out: Path | None = None) -> list[dict]:
     return run(quick=quick, out=out)
 
 
+def _forecasts(config: dict) -> bool:
+    model, data = config.get("model") or {}, config.get("data") or {}
+    return model.get("task", "forecast") in (None, "forecast") and "seq_len" in {**data, **model}
+
+
+_FORECASTER = (_forecasts, "a forecasting run (a model with task forecast and a seq_len look-back)")
+
+
 def cmd_forecast(args: argparse.Namespace) -> int:
+    from ostinato.core.paths import check_out_file
     from ostinato.core.train import load_run
 
     from .forecast import forecast, plot
 
-    # the scaler and columns come from the checkpoint; a run saved before they were rebuilds its data
-    model, cfg, data = load_run(args.checkpoint, data_root=args.data_root, overrides=list(args.overrides),
-                                build_data_too=False, rebuild_if_old=True)
     csv = Path(args.csv)
-    if not csv.exists():
-        raise DataError(f"{csv}: no such file")
+    if not csv.is_file():
+        raise DataError(f"--csv {csv}: no such file; expected a CSV with a date column and the run's columns")
     if args.horizon < 0:
         raise ConfigError(f"--horizon {args.horizon}: expected a positive number of steps")
+    if not 0 < args.alpha < 1:
+        raise ConfigError(f"--alpha {args.alpha}: expected a number between 0 and 1")
+    if args.n_samples < 1:
+        raise ConfigError(f"--n-samples {args.n_samples}: expected a positive number of samples")
+    dest = check_out_file(args.out or csv.with_name(csv.stem + "_forecast.csv"), "a CSV file for the forecast")
+    if args.plot:
+        check_out_file(args.plot, "a PNG file", flag="--plot")
+    # the scaler and columns come from the checkpoint; a run saved before they were rebuilds its data
+    model, cfg, data = load_run(args.checkpoint, data_root=args.data_root, overrides=list(args.overrides),
+                                build_data_too=False, rebuild_if_old=True, expect_domain="timeseries",
+                                verb="forecast", expect_model=_FORECASTER)
     out = forecast(model, cfg, data, csv, args.horizon, args.alpha, args.n_samples)
-    dest = Path(args.out) if args.out else csv.with_name(csv.stem + "_forecast.csv")
     dest.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(dest, index=False)
     print(f"wrote {len(out)} forecast rows to {dest}")
