@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from ostinato.core.data import DataBundle, EpochMixin, index_rng
 from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.registry import register_dataset
 
-from .paired import PairUtterances, check_pair, disjoint, locate_source
+from .paired import PairUtterances, check_audio, check_pair, disjoint, locate_source
 from .synthetic import synth_noise
 from .wavio import find_pairs, list_audio, read_audio, read_pair
 
@@ -49,14 +48,7 @@ class Source:
         if pair is not None:
             self.length = check_pair(pair, sample_rate, resample)
             return
-        try:
-            info = sf.info(str(path))
-        except Exception as e:
-            raise DataError(f"{path}: unreadable audio file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-        if info.channels != 1:
-            raise DataError(f"{path}: {info.channels} channels, expected mono (1 channel)")
-        if info.samplerate != sample_rate and not resample:
-            raise DataError(f"{path}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz (set data.resample=true to resample)")
+        info = check_audio(path, sample_rate, resample)
         self.length = int(round(info.frames * sample_rate / info.samplerate))
         if self.length == 0:
             raise DataError(f"{path}: empty audio file")

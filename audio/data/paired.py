@@ -27,19 +27,22 @@ def locate_source(relpath: str, data_root) -> Path:
     return locate(relpath, data_root, shipped=SHIPPED, hint="pass --data-root DIR or set OSTINATO_DATA (see `ostinato data where`)")
 
 
+def check_audio(path: Path, sample_rate: int, resample: bool):
+    """The header of a mono audio file at ``sample_rate`` (any rate when ``resample``); DataError otherwise."""
+    try:
+        info = sf.info(str(path))
+    except Exception as e:
+        raise DataError(f"{path}: unreadable audio file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if info.channels != 1:
+        raise DataError(f"{path}: {info.channels} channels, expected mono (1 channel)")
+    if info.samplerate != sample_rate and not resample:
+        raise DataError(f"{path}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz (set data.resample=true to resample)")
+    return info
+
+
 def check_pair(pair: Pair, sample_rate: int, resample: bool) -> int:
     """Validate a pair from the file headers; returns its length in samples at ``sample_rate``."""
-    infos = []
-    for p in (pair.noisy, pair.clean):
-        try:
-            info = sf.info(str(p))
-        except Exception as e:
-            raise DataError(f"{p}: unreadable audio file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-        if info.channels != 1:
-            raise DataError(f"{p}: {info.channels} channels, expected mono (1 channel)")
-        if info.samplerate != sample_rate and not resample:
-            raise DataError(f"{p}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz (set data.resample=true to resample)")
-        infos.append(info)
+    infos = [check_audio(p, sample_rate, resample) for p in (pair.noisy, pair.clean)]
     if infos[0].samplerate != infos[1].samplerate:
         raise DataError(f"{pair.noisy}: {infos[0].samplerate} Hz but its clean pair {pair.clean} is {infos[1].samplerate} Hz")
     if infos[0].frames != infos[1].frames:
