@@ -122,6 +122,58 @@ def first_frame_recon_loss(rec: torch.Tensor, batch: dict, first: torch.Tensor |
     return (err * ok).sum() / ok.sum().clamp_min(1), first.detach()
 
 
+def step_encoder(cfg) -> StepEncoder:
+    """The observation encoder of a step policy's config (:class:`.policy_config.StepPolicyConfig`)."""
+    return StepEncoder(cfg.d_model, cfg.image_channels, cfg.proprio_dim, cfg.encoder, cfg.pretrained,
+                       cfg.image_grid, cfg.vocab, cfg.max_tokens, cfg.encoder_stage, cfg.encoder_args)
+
+
+def step_tokens(obs: StepEncoder, queries: torch.Tensor, rgb, proprio, instr):
+    """Flat steps (N, ...) -> tokens (N, n_obs + C, d) ending in the C action ``queries`` (C, d), padding (N, n)."""
+    tok, pad = obs(rgb, proprio, instr)  # (N, n_obs, d)
+    N, C = tok.shape[0], queries.shape[0]
+    tok = torch.cat([tok, queries[None].expand(N, -1, -1)], dim=1)  # (N, n, d)
+    pad = torch.cat([pad, torch.zeros(N, C, dtype=torch.bool, device=pad.device)], 1)  # (N, n)
+    return tok, pad
+
+
+def window_tokens(tokens, batch: dict, image_channels: int):
+    """Windows (B, W, ...) -> tokens (B, W, n, d), padding (B, W, n): ``tokens(rgb, proprio, instr)`` on flat steps."""
+    B, W = batch["is_first"].shape
+    rgb = batch.get("rgb")
+    flat_rgb = None if rgb is None or not image_channels else rgb.flatten(0, 1)  # (B*W, S, S, c)
+    tok, pad = tokens(flat_rgb, batch["proprio"].flatten(0, 1), batch["instr"].flatten(0, 1))
+    return tok.view(B, W, *tok.shape[1:]), pad.view(B, W, -1)  # (B, W, n, d), (B, W, n)
+
+
+def fitting_carry(carry: dict | None, key: str, batch: dict) -> dict | None:
+    """The state carried from the previous training window, or None where its ``key`` tensor does not fit the
+    batch (another batch size or device)."""
+    if carry is None or carry[key].shape[0] != batch["is_first"].shape[0]:
+        return None
+    return None if carry[key].device != batch["proprio"].device else carry
+
+
+def recon_decoder(d_in: int, cfg) -> nn.Module:
+    """The ``memory_recon`` decoder: what a step wrote (d_in) -> the first frame's pooled pixels (c*g*g)."""
+    d, g = cfg.d_model, cfg.recon_grid
+    return nn.Sequential(nn.Linear(d_in, 4 * d), nn.GELU(), nn.Linear(4 * d, cfg.image_channels * g * g))
+
+
+def policy_loss(policy: nn.Module, pred: torch.Tensor, batch: dict, written: torch.Tensor | None):
+    """L1 on the action chunks, plus ``cfg.memory_recon`` times the first-frame reconstruction from what each
+    step ``written`` (B, W, d_in) (it carries ``policy._first`` across windows). Returns loss, logs."""
+    cfg = policy.cfg
+    loss = l1_chunk_loss(pred, batch["action"], batch["chunk_mask"], batch.get("weight"))
+    logs = {"l1": float(loss.detach())}
+    if cfg.memory_recon:
+        rec, policy._first = first_frame_recon_loss(policy.recon(written), batch, policy._first, policy.obs.mean,
+                                                    policy.obs.std, cfg.recon_grid)
+        logs["recon"] = float(rec.detach())
+        loss = loss + cfg.memory_recon * rec
+    return loss, logs
+
+
 def obs_to_batch(obs: dict, vocab: int, max_tokens: int, device) -> dict:
     """A (vector-)env observation (numpy, leading batch dim) -> model tensors."""
     instr = obs["instruction"]

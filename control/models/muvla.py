@@ -43,7 +43,7 @@ from ostinato.core.layers.attention import Transformer, TransformerConfig
 from ostinato.core.layers.memory import MemoryTokens
 from ostinato.core.registry import register_variant
 
-from .encoders import StepEncoder, first_frame_recon_loss, l1_chunk_loss
+from .encoders import fitting_carry, policy_loss, recon_decoder, step_encoder, step_tokens, window_tokens
 from .policy_config import StepPolicyConfig
 
 
@@ -76,9 +76,7 @@ class MuVLAPolicy(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
-        self.obs = StepEncoder(d, cfg.image_channels, cfg.proprio_dim, cfg.encoder, cfg.pretrained,
-                               cfg.image_grid, cfg.vocab, cfg.max_tokens, cfg.encoder_stage,
-                               cfg.encoder_args)
+        self.obs = step_encoder(cfg)
         self.queries = nn.Parameter(torch.randn(cfg.chunk, d) * 0.02)  # (C, d) action queries
         tcfg = TransformerConfig(d_model=d, n_heads=cfg.n_heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout,
                                  n_layers=cfg.n_layers, causal=False, final_norm=cfg.memory_norm)
@@ -94,19 +92,13 @@ class MuVLAPolicy(nn.Module):
         self.register_buffer("mem_sees", mem_sees, persistent=False)
         self._carry: dict | None = None  # training memory carried between windows (detached)
         if cfg.memory_recon:  # the first frame's pixels from the written memory (see MuVLAConfig.memory_recon)
-            g = cfg.recon_grid
-            self.recon = nn.Sequential(nn.Linear(cfg.n_mem * d, 4 * d), nn.GELU(), nn.Linear(4 * d, cfg.image_channels * g * g))
+            self.recon = recon_decoder(cfg.n_mem * d, cfg)
             self._first: torch.Tensor | None = None  # training: each stream's episode-first frame (B, c*g*g)
 
     # ------------------------------------------------------------------ tokens
     def _tokens(self, rgb, proprio, instr):
         """Flat steps (N, ...) -> tokens (N, n, d), padding (N, n)."""
-        tok, pad = self.obs(rgb, proprio, instr)  # (N, n_obs, d)
-        N = tok.shape[0]
-        q = self.queries[None].expand(N, -1, -1)  # (N, C, d)
-        tok = torch.cat([tok, q], dim=1)  # (N, n, d)
-        pad = torch.cat([pad, torch.zeros(N, self.cfg.chunk, dtype=torch.bool, device=pad.device)], 1)  # (N, n)
-        return tok, pad
+        return step_tokens(self.obs, self.queries, rgb, proprio, instr)
 
     def _mask(self):
         return self.memory.attn_mask(self.obs.n_tokens + self.cfg.chunk, self.mem_sees) if self.cfg.n_mem else None
@@ -118,12 +110,7 @@ class MuVLAPolicy(nn.Module):
     def forward(self, batch: dict, state=None, return_memory: bool = False):
         """Windows (B, W, ...) -> action chunks (B, W, C, A), final memory state (and with ``return_memory`` the
         memory each step wrote, (B, W, m, d))."""
-        B, W = batch["is_first"].shape
-        rgb = batch.get("rgb")
-        flat_rgb = None if rgb is None or not self.cfg.image_channels else rgb.flatten(0, 1)  # (B*W, S, S, c)
-        tok, pad = self._tokens(flat_rgb, batch["proprio"].flatten(0, 1), batch["instr"].flatten(0, 1))
-        tok = tok.view(B, W, *tok.shape[1:])  # (B, W, n, d)
-        pad = pad.view(B, W, -1)  # (B, W, n)
+        tok, pad = window_tokens(self._tokens, batch, self.cfg.image_channels)  # (B, W, n, d), (B, W, n)
         out = self.memory(tok, state, batch["is_first"], key_padding_mask=pad, attn_mask=self._mask(),
                           return_memory=return_memory)
         y, state = out[0], out[1]
@@ -131,20 +118,10 @@ class MuVLAPolicy(nn.Module):
         return (pred, state, out[2]) if return_memory else (pred, state)
 
     def loss(self, batch: dict):
-        B = batch["is_first"].shape[0]
-        carry = self._carry if self._carry is not None and self._carry["mem"].shape[0] == B else None
-        if carry is not None and carry["mem"].device != batch["proprio"].device:
-            carry = None
+        carry = fitting_carry(self._carry, "mem", batch)
         pred, state, *mems = self(batch, carry, return_memory=bool(self.cfg.memory_recon))
         self._carry = MemoryTokens.detach_state(state)
-        loss = l1_chunk_loss(pred, batch["action"], batch["chunk_mask"], batch.get("weight"))
-        logs = {"l1": float(loss.detach())}
-        if self.cfg.memory_recon:
-            rec, self._first = first_frame_recon_loss(self.recon(mems[0].flatten(2)), batch, self._first, self.obs.mean,
-                                                      self.obs.std, self.cfg.recon_grid)
-            logs["recon"] = float(rec.detach())
-            loss = loss + self.cfg.memory_recon * rec
-        return loss, logs
+        return policy_loss(self, pred, batch, mems[0].flatten(2) if mems else None)
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()

@@ -25,7 +25,7 @@ from ostinato.core.layers.attention import Transformer, TransformerConfig
 from ostinato.core.layers.rnn import LSTM, RNNConfig
 from ostinato.core.registry import register_variant
 
-from .encoders import StepEncoder, first_frame_recon_loss, l1_chunk_loss
+from .encoders import fitting_carry, policy_loss, recon_decoder, step_encoder, step_tokens, window_tokens
 from .policy_config import StepPolicyConfig
 
 
@@ -48,9 +48,7 @@ class LSTMPolicy(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
-        self.obs = StepEncoder(d, cfg.image_channels, cfg.proprio_dim, cfg.encoder, cfg.pretrained,
-                               cfg.image_grid, cfg.vocab, cfg.max_tokens, cfg.encoder_stage,
-                               cfg.encoder_args)
+        self.obs = step_encoder(cfg)
         self.n_img = self.obs.n_tokens - 1 - cfg.max_tokens
         self.queries = nn.Parameter(torch.randn(cfg.chunk, d) * 0.02)  # (C, d)
         self.backbone = Transformer(TransformerConfig(d_model=d, n_heads=cfg.n_heads, mlp_ratio=cfg.mlp_ratio,
@@ -60,8 +58,7 @@ class LSTMPolicy(nn.Module):
         self.head = nn.Linear(d, cfg.action_dim)
         self._carry: dict | None = None
         if cfg.memory_recon:  # the first frame's pixels from the written h (see LSTMPolicyConfig.memory_recon)
-            g = cfg.recon_grid
-            self.recon = nn.Sequential(nn.Linear(cfg.d_hidden, 4 * d), nn.GELU(), nn.Linear(4 * d, cfg.image_channels * g * g))
+            self.recon = recon_decoder(cfg.d_hidden, cfg)
             self._first: torch.Tensor | None = None  # training: each stream's episode-first frame (B, c*g*g)
 
     def init_state(self, batch_size: int, device=None):
@@ -96,21 +93,13 @@ class LSTMPolicy(nn.Module):
         return chunk, {"h": h, "c": c, "count": state["count"] + 1}
 
     def _tokens(self, rgb, proprio, instr):
-        tok, pad = self.obs(rgb, proprio, instr)  # (N, n_obs, d)
-        N = tok.shape[0]
-        tok = torch.cat([tok, self.queries[None].expand(N, -1, -1)], 1)  # (N, n_obs + C, d)
-        pad = torch.cat([pad, torch.zeros(N, self.cfg.chunk, dtype=torch.bool, device=pad.device)], 1)
-        return tok, pad
+        return step_tokens(self.obs, self.queries, rgb, proprio, instr)  # (N, n_obs + C, d), (N, n_obs + C)
 
     def forward(self, batch: dict, state=None, return_memory: bool = False):
         """Windows (B, W, ...) -> chunks (B, W, C, A), final state (and with ``return_memory`` the top-layer h
         each step wrote, (B, W, H))."""
         B, W = batch["is_first"].shape
-        rgb = batch.get("rgb")
-        flat_rgb = None if rgb is None or not self.cfg.image_channels else rgb.flatten(0, 1)  # (B*W, S, S, c)
-        tok, pad = self._tokens(flat_rgb, batch["proprio"].flatten(0, 1), batch["instr"].flatten(0, 1))
-        tok = tok.view(B, W, *tok.shape[1:])  # (B, W, n, d)
-        pad = pad.view(B, W, -1)  # (B, W, n)
+        tok, pad = window_tokens(self._tokens, batch, self.cfg.image_channels)  # (B, W, n, d), (B, W, n)
         is_first = batch["is_first"].clone()
         if state is None:
             state = self.init_state(B, tok.device)
@@ -125,20 +114,10 @@ class LSTMPolicy(nn.Module):
         return torch.stack(preds, 1), state  # (B, W, C, A)
 
     def loss(self, batch: dict):
-        B = batch["is_first"].shape[0]
-        carry = self._carry if self._carry is not None and self._carry["h"].shape[0] == B else None
-        if carry is not None and carry["h"].device != batch["proprio"].device:
-            carry = None
+        carry = fitting_carry(self._carry, "h", batch)
         pred, state, *hs = self(batch, carry, return_memory=bool(self.cfg.memory_recon))
         self._carry = self.detach_state(state)
-        loss = l1_chunk_loss(pred, batch["action"], batch["chunk_mask"], batch.get("weight"))
-        logs = {"l1": float(loss.detach())}
-        if self.cfg.memory_recon:
-            rec, self._first = first_frame_recon_loss(self.recon(hs[0]), batch, self._first, self.obs.mean,
-                                                      self.obs.std, self.cfg.recon_grid)
-            logs["recon"] = float(rec.detach())
-            loss = loss + self.cfg.memory_recon * rec
-        return loss, logs
+        return policy_loss(self, pred, batch, hs[0] if hs else None)
 
     @torch.no_grad()
     def act(self, obs: dict, state, is_first: torch.Tensor):
