@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .errors import DataError
+from .io import fsync_dir
 
 CACHE_DIR = Path(os.environ.get("OSTINATO_CACHE", Path.home() / ".cache" / "ostinato"))
 
@@ -289,14 +290,7 @@ def _check_and_place(f: FileSpec, part: Path, target: Path) -> None:
         part.unlink()
         raise DataError(f"download of {f.url} failed its checksum: sha256 {digest[:12]}…, expected {f.sha256[:12]}…")
     os.replace(part, target)
-    try:  # make the rename durable
-        dfd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    fsync_dir(target.parent)  # make the rename durable
 
 
 def copy_shipped(spec: DatasetSpec, dest_root: str | Path) -> None:  # used by tests and `data` verbs

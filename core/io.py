@@ -27,8 +27,13 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         except OSError:
             pass
         raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)  # make the rename itself durable
+
+
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder, so that a rename into it survives a crash (best effort: errors are ignored)."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
