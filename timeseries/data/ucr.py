@@ -243,6 +243,13 @@ def classification_bundle(train_x, train_lab, test_x, test_lab, declared, cfg, p
     )
 
 
+def _train_test(cfg, ext: str, data_root, hint: str, shipped: Path | None = None) -> tuple[Path, Path]:
+    """``<root>/<dataset>/<dataset>_TRAIN.<ext>`` and ``_TEST.<ext>``, found through the data roots."""
+    base = f"{cfg.root}/{cfg.dataset}/{cfg.dataset}"
+    ptr = locate(f"{base}_TRAIN.{ext}", data_root, shipped=shipped, hint=hint)
+    return ptr, locate(f"{base}_TEST.{ext}", data_root, shipped=shipped, hint=hint)
+
+
 @dataclass
 class UCRConfig:
     dataset: str = "ECG200"  # folder and file prefix: <root>/<dataset>/<dataset>_TRAIN.tsv
@@ -256,10 +263,8 @@ class UCRConfig:
 @register_dataset("ucr", config=UCRConfig)
 def ucr(cfg: UCRConfig, data_root=None) -> DataBundle:
     """UCR 2018 TSV classification (TRAIN/TEST), stratified validation from TRAIN."""
-    base = f"{cfg.root}/{cfg.dataset}/{cfg.dataset}"
     hint = f"ECG200 ships with ostinato; put other UCR sets under <data-root>/{cfg.root}/<Name>/"
-    ptr = locate(f"{base}_TRAIN.tsv", data_root, shipped=SHIPPED, hint=hint)
-    pte = locate(f"{base}_TEST.tsv", data_root, shipped=SHIPPED, hint=hint)
+    ptr, pte = _train_test(cfg, "tsv", data_root, hint, shipped=SHIPPED)
     xtr, ltr = read_ucr_tsv(ptr)
     xte, lte = read_ucr_tsv(pte)
     return classification_bundle(xtr[:, None], ltr, xte[:, None], lte, [], cfg, ptr)
@@ -278,10 +283,7 @@ class UEAConfig:
 @register_dataset("uea", config=UEAConfig)
 def uea(cfg: UEAConfig, data_root=None) -> DataBundle:
     """UEA multivariate ``.ts`` classification (own parser; no sktime)."""
-    base = f"{cfg.root}/{cfg.dataset}/{cfg.dataset}"
-    hint = f"put UEA sets under <data-root>/{cfg.root}/<Name>/<Name>_TRAIN.ts"
-    ptr = locate(f"{base}_TRAIN.ts", data_root, hint=hint)
-    pte = locate(f"{base}_TEST.ts", data_root, hint=hint)
+    ptr, pte = _train_test(cfg, "ts", data_root, f"put UEA sets under <data-root>/{cfg.root}/<Name>/<Name>_TRAIN.ts")
     xtr, ltr, dtr = read_uea_ts(ptr)
     xte, lte, _ = read_uea_ts(pte)
     if xtr.shape[1] != xte.shape[1]:
