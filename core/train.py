@@ -32,6 +32,11 @@ def find_checkpoint(path: str | Path) -> Path:
         raise ConfigError(f"{p} holds no best.pt or last.pt; expected a run directory written by `ostinato train`")
     if not p.exists():
         raise ConfigError(f"checkpoint {p} does not exist")
+    if p.suffix not in (".pt", ".pth", ".ckpt"):  # a damaged .pt is a runtime failure (exit 1); this is usage
+        with open(p, "rb") as f:
+            head = f.read(4)
+        if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":  # neither torch's zip format nor a pickle
+            raise ConfigError(f"{p} is not a checkpoint; expected a run directory or a .pt written by `ostinato train`")
     return p
 
 
