@@ -105,13 +105,14 @@ def register_model(name: str, *, config: type, domain: str | None = None, descri
     return _register("model", name, config, domain, description, causal)
 
 
-def register_variant(name: str, config: type, model: Callable[..., Any], description: str) -> None:
+def register_variant(name: str, config: type, model: Callable[..., Any], description: str, *,
+                     causal: bool | Callable[[Any], bool] | None = None) -> None:
     """Register a model whose builder is ``model(cfg)`` itself, most often the model class.
 
     A variant is a config subclass with other defaults; it needs no builder function of its
-    own. The domain is that of the module defining ``model``.
+    own. The domain is that of the module defining ``model``; ``causal`` as in :func:`register_model`.
     """
-    register_model(name, config=config, description=description)(model)
+    register_model(name, config=config, description=description, causal=causal)(model)
 
 
 def register_dataset(name: str, *, config: type, domain: str | None = None, description: str | None = None):

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model, register_variant
+from ..registry import register_variant
 
 KVCache = dict[str, torch.Tensor]  # {"k": (B, H, S, Dh), "v": (B, H, S, Dh), "valid": (B, S) bool}
 
@@ -191,13 +191,11 @@ def _causal(cfg: AttentionConfig) -> bool:
     return cfg.causal  # bidirectional with causal=False
 
 
-@register_model("causal_attention", config=AttentionConfig, causal=_causal)
-def causal_attention(cfg: AttentionConfig) -> AttentionBlock:
-    """Pre-LN causal self-attention block (SDPA, MLP, dropout, key-padding mask, KV-cache step)."""
-    return AttentionBlock(cfg)
+register_variant("causal_attention", AttentionConfig, AttentionBlock,
+                 "Pre-LN causal self-attention block (SDPA, MLP, dropout, key-padding mask, KV-cache step).",
+                 causal=_causal)
 
 
-@register_model("causal_transformer", config=TransformerConfig, causal=_causal)
-def causal_transformer(cfg: TransformerConfig) -> Transformer:
-    """Stack of pre-LN causal self-attention blocks with a final LayerNorm and a KV cache."""
-    return Transformer(cfg)
+register_variant("causal_transformer", TransformerConfig, Transformer,
+                 "Stack of pre-LN causal self-attention blocks with a final LayerNorm and a KV cache.",
+                 causal=_causal)

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model, register_variant
+from ..registry import register_variant
 
 
 @dataclass
@@ -143,10 +143,9 @@ class ComplexFSMN(nn.Module):
         return y[:, 0], state
 
 
-@register_model("fsmn", config=FSMNConfig, causal=True)
-def fsmn(cfg: FSMNConfig) -> DeepFSMN:
-    """FSMN memory blocks (Linear+ReLU, projection, causal depthwise lorder-tap memory, residual)."""
-    return DeepFSMN(cfg)
+register_variant("fsmn", FSMNConfig, DeepFSMN,
+                 "FSMN memory blocks (Linear+ReLU, projection, causal depthwise lorder-tap memory, residual).",
+                 causal=True)
 
 
 register_variant("complex_fsmn", FSMNConfig, ComplexFSMN,

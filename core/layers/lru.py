@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model, register_variant
+from ..registry import register_variant
 from ..scan import scan
 
 
@@ -92,10 +92,9 @@ class LRU(nn.Module):
         return self._readout(x, u_t), x
 
 
-@register_model("lru", config=LRUConfig, causal=True)
-def lru(cfg: LRUConfig) -> LRU:
-    """Linear recurrent unit (Orvieto et al. 2023): exp-parametrised diagonal complex recurrence, ring init."""
-    return LRU(cfg)
+register_variant("lru", LRUConfig, LRU,
+                 "Linear recurrent unit (Orvieto et al. 2023): exp-parametrised diagonal complex recurrence, ring init.",
+                 causal=True)
 
 
 @dataclass

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model, register_variant
+from ..registry import register_variant
 from ..scan import scan_log
 
 
@@ -125,16 +125,14 @@ class MinLSTM(_MinRNN):
         return h_new if h is None else h_new + f / (f + i) * h
 
 
-@register_model("mingru", config=MinGRUConfig, causal=True)
-def mingru(cfg: MinGRUConfig) -> MinGRU:
-    """minGRU (Feng et al. 2024): gated linear recurrence, parallel by a log-space Heinsen scan."""
-    return MinGRU(cfg)
+register_variant("mingru", MinGRUConfig, MinGRU,
+                 "minGRU (Feng et al. 2024): gated linear recurrence, parallel by a log-space Heinsen scan.",
+                 causal=True)
 
 
-@register_model("minlstm", config=MinLSTMConfig, causal=True)
-def minlstm(cfg: MinLSTMConfig) -> MinLSTM:
-    """minLSTM (Feng et al. 2024): normalised forget/input gates, parallel by a log-space Heinsen scan."""
-    return MinLSTM(cfg)
+register_variant("minlstm", MinLSTMConfig, MinLSTM,
+                 "minLSTM (Feng et al. 2024): normalised forget/input gates, parallel by a log-space Heinsen scan.",
+                 causal=True)
 
 
 @dataclass

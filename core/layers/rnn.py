@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import ConfigError
-from ..registry import register_model, register_variant
+from ..registry import register_variant
 
 
 @dataclass
@@ -109,13 +109,11 @@ class GRU(_TorchRNN):
         return torch.zeros(batch_size, self.cfg.n_layers, self.cfg.d_hidden, device=device, dtype=dtype)
 
 
-@register_model("lstm", config=RNNConfig, causal=True)
-def lstm(cfg: RNNConfig) -> LSTM:
-    """torch.nn.LSTM (batch-first, cuDNN) with the core contract, batch-first state and step."""
-    return LSTM(cfg)
+register_variant("lstm", RNNConfig, LSTM,
+                 "torch.nn.LSTM (batch-first, cuDNN) with the core contract, batch-first state and step.",
+                 causal=True)
 
 
-@register_model("gru", config=RNNConfig, causal=True)
-def gru(cfg: RNNConfig) -> GRU:
-    """torch.nn.GRU (batch-first, cuDNN) with the core contract, batch-first state and step."""
-    return GRU(cfg)
+register_variant("gru", RNNConfig, GRU,
+                 "torch.nn.GRU (batch-first, cuDNN) with the core contract, batch-first state and step.",
+                 causal=True)

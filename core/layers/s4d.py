@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model, register_variant
+from ..registry import register_variant
 from ..scan import scan
 
 
@@ -139,10 +139,9 @@ class S4D(nn.Module):
         return self._post(y), x
 
 
-@register_model("s4d", config=S4DConfig, causal=True)
-def s4d(cfg: S4DConfig) -> S4D:
-    """S4D diagonal SSM layer (Gu et al. 2022), FFT convolution mode with a matching recurrent step."""
-    return S4D(cfg)
+register_variant("s4d", S4DConfig, S4D,
+                 "S4D diagonal SSM layer (Gu et al. 2022), FFT convolution mode with a matching recurrent step.",
+                 causal=True)
 
 
 @dataclass

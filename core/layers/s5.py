@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model, register_variant
+from ..registry import register_variant
 from ..scan import scan
 from .hippo import make_dplr_hippo
 
@@ -171,10 +171,9 @@ class S5(nn.Module):
         return self._act(self._readout(x, C) + self.D * u_t), x
 
 
-@register_model("s5", config=S5Config, causal=lambda cfg: not cfg.bidirectional)
-def s5(cfg: S5Config) -> S5:
-    """S5 MIMO diagonal SSM (Smith et al. 2023), HiPPO-LegS DPLR init, ZOH/bilinear, associative scan."""
-    return S5(cfg)
+register_variant("s5", S5Config, S5,
+                 "S5 MIMO diagonal SSM (Smith et al. 2023), HiPPO-LegS DPLR init, ZOH/bilinear, associative scan.",
+                 causal=lambda cfg: not cfg.bidirectional)
 
 
 @dataclass

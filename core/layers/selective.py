@@ -59,7 +59,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from ..errors import ConfigError
-from ..registry import register_model, register_variant
+from ..registry import register_variant
 
 _LOG2E = 1.4426950408889634
 
@@ -494,10 +494,9 @@ class Mamba(nn.Module):
         return self.out_proj(y), {"conv": window[:, :, 1:], "ssm": h}
 
 
-@register_model("mamba", config=MambaConfig, causal=True)
-def mamba(cfg: MambaConfig) -> Mamba:
-    """Mamba selective SSM mixer (Gu & Dao 2023), mamba_simple defaults, pure-PyTorch chunked scan."""
-    return Mamba(cfg)
+register_variant("mamba", MambaConfig, Mamba,
+                 "Mamba selective SSM mixer (Gu & Dao 2023), mamba_simple defaults, pure-PyTorch chunked scan.",
+                 causal=True)
 
 
 @dataclass

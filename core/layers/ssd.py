@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model, register_variant
+from ..registry import register_variant
 
 
 def segsum(x: torch.Tensor) -> torch.Tensor:
@@ -190,10 +190,9 @@ class Mamba2(nn.Module):
         return self._out(y, x, z), {"conv": window[:, :, 1:], "ssm": S}
 
 
-@register_model("ssd", config=Mamba2Config, causal=True)
-def ssd(cfg: Mamba2Config) -> Mamba2:
-    """Mamba-2 SSD mixer (Dao & Gu 2024), chunked pure-PyTorch SSD algorithm with a streaming state."""
-    return Mamba2(cfg)
+register_variant("ssd", Mamba2Config, Mamba2,
+                 "Mamba-2 SSD mixer (Dao & Gu 2024), chunked pure-PyTorch SSD algorithm with a streaming state.",
+                 causal=True)
 
 
 @dataclass
