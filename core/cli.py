@@ -1,7 +1,7 @@
 """The ``ostinato`` command.
 
     ostinato ls [models|recipes|datasets|<listing>] [--domain D] [--pattern P] [--all]
-    ostinato train RECIPE [--out DIR] [--data-root DIR] [--resume] [--quiet] [key=value ...]
+    ostinato train RECIPE [--out DIR] [--data-root DIR] [--resume] [--quiet] [--strict-data] [key=value ...]
     ostinato eval CHECKPOINT_OR_DIR [--split val|test] [--data-root DIR] [--json] [--save-dir DIR] [key=value ...]
     ostinato bench DOMAIN [--quick] [--json] [--out FILE]
     ostinato data where|verify|download [DATASET] [--data-root DIR]
@@ -257,6 +257,8 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     q.add_argument("--data-root", help="look for datasets here first")
     q.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.add_argument("--strict-data", action="store_true", help="a dataset file that fails its declared checksum "
+                   "is an error, not a warning (= OSTINATO_STRICT_DATA=1)")
     q.add_argument("overrides", nargs="*", metavar="key=value")
     q.set_defaults(func=cmd_train)
 
@@ -268,6 +270,7 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     q.add_argument("--save-dir", metavar="DIR", help="write the evaluation's artefacts here: GIF/PNG grids (vision), "
                    "rollout GIFs (control), forecast plots (timeseries), enhanced wavs (audio)")
     q.add_argument("--save-gifs", dest="save_dir", metavar="DIR", help=argparse.SUPPRESS)  # deprecated alias of --save-dir
+    q.add_argument("--strict-data", action="store_true", help="a checksum mismatch is an error (= OSTINATO_STRICT_DATA=1)")
     q.add_argument("overrides", nargs="*", metavar="key=value")
     q.set_defaults(func=cmd_eval)
 
@@ -329,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 parser.error(f"unrecognized arguments: {' '.join(extra)}")
         _check_data_root(args)
+        if getattr(args, "strict_data", False):  # read by ostinato.core.data when a file is located
+            import os
+
+            os.environ["OSTINATO_STRICT_DATA"] = "1"
         return int(args.func(args) or 0)
     except OstinatoError as e:
         if debug:

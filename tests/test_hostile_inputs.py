@@ -250,6 +250,16 @@ def test_strict_data_makes_a_failing_checksum_an_error(ts_run, tmp_path, capsys,
     assert not (tmp_path / "run" / "best.pt").exists()
 
 
+def test_strict_data_flag_makes_a_failing_checksum_an_error(ts_run, tmp_path, capsys, monkeypatch):
+    _, f, _ = ts_run
+    monkeypatch.setenv("OSTINATO_STRICT_DATA", "0")  # off; the flag turns it on (restored after the test)
+    code, _, err = cli_main(capsys, "train", "timeseries/test_dlinear", "--out", tmp_path / "run", "--quiet",
+                            "--strict-data", "--data-root", f.parents[2])
+    assert code == 1
+    one_line(err, f, "checksum")
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
 def test_forecast_rejects_inf_in_the_look_back_and_keeps_old_output(ts_run, tmp_path, capsys):
     run = ts_run[0]
 
