@@ -67,6 +67,13 @@ def _pair(f_re: Callable, f_im: Callable, z: torch.Tensor) -> torch.Tensor:
     return torch.cat([a[:b] - c[b:], a[b:] + c[:b]], dim=1)  # (B, 2C')
 
 
+def _complex_bias(re: nn.Module, im: nn.Module) -> torch.Tensor | None:
+    """The bias of (re + i im) on [real; imag] output channels, (2C',); None when the convs have none."""
+    if re.bias is None:
+        return None
+    return torch.cat([re.bias - im.bias, re.bias + im.bias])  # (2C',)
+
+
 class ComplexConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
         super().__init__()
@@ -77,10 +84,7 @@ class ComplexConv2d(nn.Module):
     def _block(self) -> tuple:
         wr, wi = self.conv_re.weight, self.conv_im.weight  # (C', C, kf, kt)
         w = torch.cat([torch.cat([wr, -wi], dim=1), torch.cat([wi, wr], dim=1)], dim=0)  # (2C', 2C, kf, kt)
-        if self.conv_re.bias is None:
-            return w, None
-        br, bi = self.conv_re.bias, self.conv_im.bias
-        return w, torch.cat([br - bi, br + bi])  # (2C',)
+        return w, _complex_bias(self.conv_re, self.conv_im)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 2C, F, T) -> (B, 2C', F', T')."""
@@ -99,10 +103,7 @@ class ComplexConvTranspose2d(nn.Module):
     def _block(self) -> tuple:
         wr, wi = self.tconv_re.weight, self.tconv_im.weight  # (C, C', kf, kt): input channels first
         w = torch.cat([torch.cat([wr, wi], dim=1), torch.cat([-wi, wr], dim=1)], dim=0)  # (2C, 2C', kf, kt)
-        if self.tconv_re.bias is None:
-            return w, None
-        br, bi = self.tconv_re.bias, self.tconv_im.bias
-        return w, torch.cat([br - bi, br + bi])  # (2C',)
+        return w, _complex_bias(self.tconv_re, self.tconv_im)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 2C, F, T) -> (B, 2C', F', T')."""

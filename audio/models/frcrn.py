@@ -100,14 +100,26 @@ def _fsmn_factory(cfg: FRCRNConfig, dim: int, n_layers: int):
     return lambda: ComplexFSMN(FSMNConfig(d_model=dim, d_hidden=cfg.fsmn_hidden, lorder=cfg.fsmn_lorder, n_layers=n_layers))
 
 
+def _time_conv(conv: type, cin: int, cout: int, kf: int, cfg: FRCRNConfig) -> nn.Module:
+    """A complex (transposed) conv, (kf, time_kernel), striding on frequency; padded in time unless causal."""
+    pad_t = 0 if cfg.causal else cfg.time_kernel // 2
+    return conv(cin, cout, (kf, cfg.time_kernel), (cfg.freq_stride, 1), (0, pad_t))
+
+
+def _with_past(x: torch.Tensor, cache: torch.Tensor | None, k: int) -> torch.Tensor:
+    """x (B, 2C, F, T) after its k past frames (the cache; zeros at the start): (B, 2C, F, k+T)."""
+    if cache is None:
+        cache = x.new_zeros(*x.shape[:-1], k)  # (B, 2C, F, k)
+    return torch.cat([cache, x], dim=-1)
+
+
 class EncoderBlock(nn.Module):
     """Complex conv (stride on frequency only) + complex BN + LeakyReLU; causal: left time pad."""
 
     def __init__(self, cin: int, cout: int, kf: int, cfg: FRCRNConfig):
         super().__init__()
         self.kt, self.causal = cfg.time_kernel, cfg.causal
-        pad_t = 0 if cfg.causal else cfg.time_kernel // 2
-        self.conv = ComplexConv2d(cin, cout, (kf, cfg.time_kernel), (cfg.freq_stride, 1), (0, pad_t))
+        self.conv = _time_conv(ComplexConv2d, cin, cout, kf, cfg)
         self.bn = ComplexBatchNorm2d(cout)
         self.act = nn.LeakyReLU(cfg.leaky_slope)
 
@@ -115,9 +127,7 @@ class EncoderBlock(nn.Module):
         """x (B, 2C, F, T) -> (y (B, 2C', F', T'), cache (B, 2C, F, kt-1) or None)."""
         if self.causal:
             k = self.kt - 1
-            if cache is None:
-                cache = x.new_zeros(*x.shape[:-1], k)  # (B, 2C, F, kt-1)
-            x = torch.cat([cache, x], dim=-1)  # (B, 2C, F, kt-1+T)
+            x = _with_past(x, cache, k)  # (B, 2C, F, kt-1+T)
             cache = x[..., x.shape[-1] - k :]
         return self.act(self.bn(self.conv(x))), cache
 
@@ -128,8 +138,7 @@ class DecoderBlock(nn.Module):
     def __init__(self, cin: int, cout: int, kf: int, cfg: FRCRNConfig):
         super().__init__()
         self.kt, self.causal = cfg.time_kernel, cfg.causal
-        pad_t = 0 if cfg.causal else cfg.time_kernel // 2
-        self.conv = ComplexConvTranspose2d(cin, cout, (kf, cfg.time_kernel), (cfg.freq_stride, 1), (0, pad_t))
+        self.conv = _time_conv(ComplexConvTranspose2d, cin, cout, kf, cfg)
         self.bn = ComplexBatchNorm2d(cout)
         self.act = nn.LeakyReLU(cfg.leaky_slope)
 
@@ -137,9 +146,7 @@ class DecoderBlock(nn.Module):
         if not self.causal:
             return self.act(self.bn(self.conv(x))), None
         k, t = self.kt - 1, x.shape[-1]
-        if cache is None:
-            cache = x.new_zeros(*x.shape[:-1], k)  # (B, 2C, F, kt-1)
-        xc = torch.cat([cache, x], dim=-1)  # (B, 2C, F, kt-1+T)
+        xc = _with_past(x, cache, k)  # (B, 2C, F, kt-1+T)
         y = self.conv(xc)[..., k : k + t]  # (B, 2C', F', T): out[t] = sum_j W_j x[t-j]
         return self.act(self.bn(y)), xc[..., xc.shape[-1] - k :]
 
@@ -356,7 +363,7 @@ def load_official(path) -> FRCRN:
         raise DataError(f"{path}: cannot read as a PyTorch checkpoint ({str(e).splitlines()[0]})") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
-    model = frcrn_double(FRCRNDoubleConfig())
+    model = FRCRN(FRCRNDoubleConfig())
     load_official_state_dict(model, state)
     return model.eval()
 

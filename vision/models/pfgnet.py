@@ -112,15 +112,20 @@ class GRN(nn.Module):
         return x + self.gamma * (x / (norm + self.eps)) + self.beta
 
 
+def _dw(dim: int, kernel, padding=0) -> nn.Conv2d:
+    """Depthwise conv: one filter per channel, no bias."""
+    return nn.Conv2d(dim, dim, kernel, padding=padding, groups=dim, bias=False)
+
+
 class RepDW(nn.Module):
     """MSInit branch: DW(1xk) -> DW(kx1), plus DW3x3, plus DW1x1 initialised to identity."""
 
     def __init__(self, dim: int, k: int):
         super().__init__()
-        self.dw_h = nn.Conv2d(dim, dim, (1, k), padding=(0, k // 2), groups=dim, bias=False)
-        self.dw_v = nn.Conv2d(dim, dim, (k, 1), padding=(k // 2, 0), groups=dim, bias=False)
-        self.dw_s = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False)
-        self.dw_i = nn.Conv2d(dim, dim, 1, groups=dim, bias=False)
+        self.dw_h = _dw(dim, (1, k), (0, k // 2))
+        self.dw_v = _dw(dim, (k, 1), (k // 2, 0))
+        self.dw_s = _dw(dim, 3, 1)
+        self.dw_i = _dw(dim, 1)
         nn.init.dirac_(self.dw_i.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -177,9 +182,9 @@ class PFGBranch(nn.Module):
 
     def __init__(self, dim: int, k: int):
         super().__init__()
-        self.dw_h = nn.Conv2d(dim, dim, (1, k), padding=(0, k // 2), groups=dim, bias=False)
-        self.dw_v = nn.Conv2d(dim, dim, (k, 1), padding=(k // 2, 0), groups=dim, bias=False)
-        self.dw_c = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False)
+        self.dw_h = _dw(dim, (1, k), (0, k // 2))
+        self.dw_v = _dw(dim, (k, 1), (k // 2, 0))
+        self.dw_c = _dw(dim, 3, 1)
         self.beta = nn.Parameter(torch.zeros(1, dim, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,7 +221,7 @@ class PFGBlock(nn.Module):
         e = max(dim, int(dim * mlp_ratio))
         self.norm_cm = nn.GroupNorm(groups, dim)
         self.pw_in = nn.Conv2d(dim, 2 * e, 1)
-        self.dw_v = nn.Conv2d(e, e, 3, padding=1, groups=e, bias=False)
+        self.dw_v = _dw(e, 3, 1)
         self.pw_out = nn.Conv2d(e, dim, 1)
         self.grn_cm = GRN(dim)
         self.gamma_tm = nn.Parameter(torch.full((dim,), layerscale_init))
