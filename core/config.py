@@ -35,27 +35,47 @@ def _type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
+def _coerce_union(value: Any, tp: Any, key: str) -> Any:
+    """``A | B | None``: the first member that accepts ``value``."""
+    args = get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    choice = [a for a in args if isinstance(a, type) and issubclass(a, Choice)]
+    if choice:  # ``Choice | None``: the choice's own one-line errors (valid names / keys)
+        return choice[0].parse(value, key)
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return _coerce(value, a, key)
+        except ConfigError:
+            pass
+    raise ConfigError(f"config key {key!r}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _coerce_sequence(value: Any, tp: Any, key: str) -> list | tuple:
+    """``list[X]``, ``tuple[X, ...]`` or a fixed ``tuple[A, B]``: each element checked."""
+    origin = get_origin(tp)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"config key {key!r}: expected a list, got {value!r}")
+    args = get_args(tp)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise ConfigError(f"config key {key!r}: expected {len(args)} values, got {len(value)}")
+        out = [_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+    else:
+        elt = args[0] if args else Any
+        out = [_coerce(v, elt, f"{key}[{i}]") for i, v in enumerate(value)]
+    return tuple(out) if (origin is tuple or tp is tuple) else out
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp``; return it (possibly converted)."""
     origin = get_origin(tp)
     if tp is Any or tp is object:
         return value
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        choice = [a for a in args if isinstance(a, type) and issubclass(a, Choice)]
-        if choice:  # ``Choice | None``: the choice's own one-line errors (valid names / keys)
-            return choice[0].parse(value, key)
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ConfigError as e:
-                errors.append(e)
-        raise ConfigError(f"config key {key!r}: expected {_type_name(tp)}, got {value!r}")
+        return _coerce_union(value, tp, key)
     if origin is Literal:
         choices = get_args(tp)
         if isinstance(value, bool) and value not in choices:  # YAML 1.1 reads off/on/no/yes as booleans
@@ -65,17 +85,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"config key {key!r}: expected one of {list(choices)}, got {value!r}")
         return value
     if origin in (list, tuple) or tp in (list, tuple):
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key {key!r}: expected a list, got {value!r}")
-        args = get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise ConfigError(f"config key {key!r}: expected {len(args)} values, got {len(value)}")
-            out = [_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
-        else:
-            elt = args[0] if args else Any
-            out = [_coerce(v, elt, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(out) if (origin is tuple or tp is tuple) else out
+        return _coerce_sequence(value, tp, key)
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key {key!r}: expected a mapping, got {value!r}")
