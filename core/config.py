@@ -16,7 +16,9 @@ and the range. ``load_yaml`` refuses a mapping with a duplicate key.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import sys
 import types
 import typing
 from pathlib import Path
@@ -296,6 +298,40 @@ class Choice:
 def field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def variant(base: type, name: str, **defaults: Any) -> type:
+    """A dataclass subclass of config ``base`` named ``name`` that only changes field defaults.
+
+    ``TestMyModelConfig = variant(MyModelConfig, "TestMyModelConfig", d_model=8, n_layers=1)``
+    is the class ``@dataclass class TestMyModelConfig(MyModelConfig): d_model: int = 8; ...``:
+    the same field types, order, metadata and validators as ``base``. A list, dict or set default
+    becomes a ``default_factory`` (a fresh copy per instance). A name that is not a field of
+    ``base`` raises :class:`ConfigError` naming it. The class's module is the caller's.
+    """
+    if not dataclasses.is_dataclass(base):
+        raise TypeError(f"variant {name!r}: base {base!r} is not a dataclass")
+    fields = {f.name: f for f in dataclasses.fields(base)}
+    unknown = [k for k in defaults if k not in fields or not fields[k].init]
+    if unknown:
+        raise ConfigError(f"variant {name!r}: {base.__name__} has no field {unknown[0]!r}; "
+                          f"valid fields: {', '.join(k for k, f in fields.items() if f.init)}")
+    hints = typing.get_type_hints(base)
+    specs = []
+    for k, value in defaults.items():
+        old = fields[k]
+        kw = dict(init=old.init, repr=old.repr, hash=old.hash, compare=old.compare, metadata=old.metadata)
+        if isinstance(value, (list, dict, set)):
+            kw["default_factory"] = lambda value=value: copy.deepcopy(value)
+        else:
+            kw["default"] = value
+        specs.append((k, hints[k], dataclasses.field(**kw)))
+    params = base.__dataclass_params__
+    module = sys._getframe(1).f_globals.get("__name__", __name__)
+    cls = dataclasses.make_dataclass(name, specs, bases=(base,), namespace={"__module__": module}, eq=params.eq,
+                                     order=params.order, frozen=params.frozen, unsafe_hash=params.unsafe_hash)
+    cls.__qualname__ = name
+    return cls
 
 
 def from_dict(cls: type, d: dict[str, Any] | None, where: str = "",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import variant
 from ..errors import ConfigError
 from ..registry import register_variant
 from ..scan import scan
@@ -97,12 +98,7 @@ register_variant("lru", LRUConfig, LRU,
                  causal=True)
 
 
-@dataclass
-class TestLRUConfig(LRUConfig):
-    d_model: int = 6
-    d_state: int = 8
-    r_min: float = 0.4
-    r_max: float = 0.99
+TestLRUConfig = variant(LRUConfig, "TestLRUConfig", d_model=6, d_state=8, r_min=0.4, r_max=0.99)
 
 
 register_variant("test_lru", TestLRUConfig, LRU, "Tiny LRU for tests.")

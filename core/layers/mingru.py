@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import variant
 from ..errors import ConfigError
 from ..registry import register_variant
 from ..scan import scan_log
@@ -135,19 +136,13 @@ register_variant("minlstm", MinLSTMConfig, MinLSTM,
                  causal=True)
 
 
-@dataclass
-class TestMinGRUConfig(MinGRUConfig):
-    d_model: int = 6
-    expansion: float = 1.5
+TestMinGRUConfig = variant(MinGRUConfig, "TestMinGRUConfig", d_model=6, expansion=1.5)
 
 
 register_variant("test_mingru", TestMinGRUConfig, MinGRU, "Tiny minGRU for tests.")
 
 
-@dataclass
-class TestMinLSTMConfig(MinLSTMConfig):
-    d_model: int = 6
-    expansion: float = 1.5
+TestMinLSTMConfig = variant(MinLSTMConfig, "TestMinLSTMConfig", d_model=6, expansion=1.5)
 
 
 register_variant("test_minlstm", TestMinLSTMConfig, MinLSTM, "Tiny minLSTM for tests.")

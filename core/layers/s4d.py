@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import variant
 from ..errors import ConfigError
 from ..registry import register_variant
 from ..scan import scan
@@ -144,10 +145,7 @@ register_variant("s4d", S4DConfig, S4D,
                  causal=True)
 
 
-@dataclass
-class TestS4DConfig(S4DConfig):
-    d_model: int = 6
-    d_state: int = 8
+TestS4DConfig = variant(S4DConfig, "TestS4DConfig", d_model=6, d_state=8)
 
 
 register_variant("test_s4d", TestS4DConfig, S4D, "Tiny S4D for tests.")

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import variant
 from ..errors import ConfigError
 from ..registry import register_variant
 from ..scan import scan
@@ -176,11 +177,7 @@ register_variant("s5", S5Config, S5,
                  causal=lambda cfg: not cfg.bidirectional)
 
 
-@dataclass
-class TestS5Config(S5Config):
-    d_model: int = 6
-    d_state: int = 8
-    blocks: int = 2
+TestS5Config = variant(S5Config, "TestS5Config", d_model=6, d_state=8, blocks=2)
 
 
 register_variant("test_s5", TestS5Config, S5, "Tiny S5 for tests.")

@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from ..config import variant
 from ..errors import ConfigError
 from ..registry import register_variant
 
@@ -499,11 +500,7 @@ register_variant("mamba", MambaConfig, Mamba,
                  causal=True)
 
 
-@dataclass
-class TestMambaConfig(MambaConfig):
-    d_model: int = 8
-    d_state: int = 4
-    chunk: int = 5
+TestMambaConfig = variant(MambaConfig, "TestMambaConfig", d_model=8, d_state=4, chunk=5)
 
 
 register_variant("test_mamba", TestMambaConfig, Mamba, "Tiny Mamba mixer for tests.")

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import variant
 from ..errors import ConfigError
 from ..registry import register_variant
 
@@ -195,12 +196,7 @@ register_variant("ssd", Mamba2Config, Mamba2,
                  causal=True)
 
 
-@dataclass
-class TestMamba2Config(Mamba2Config):
-    d_model: int = 8
-    d_state: int = 4
-    headdim: int = 4
-    chunk: int = 5
+TestMamba2Config = variant(Mamba2Config, "TestMamba2Config", d_model=8, d_state=4, headdim=4, chunk=5)
 
 
 register_variant("test_ssd", TestMamba2Config, Mamba2, "Tiny Mamba-2 SSD mixer for tests.")
