@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.fsmn import ComplexFSMN, FSMNConfig
 from ostinato.core.registry import register_variant
@@ -373,52 +374,33 @@ register_variant("frcrn", FRCRNConfig, FRCRN,
                  "FRCRN as in the paper: one complex UNet with frequency-recurrent FSMNs, 20 ms windows.")
 
 
-@dataclass
-class FRCRNDoubleConfig(FRCRNConfig):
-    preset: Literal["released", "paper"] = "released"
-    n_unets: int = 2
+FRCRNDoubleConfig = variant(FRCRNConfig, "FRCRNDoubleConfig", preset="released", n_unets=2)
 
 
 register_variant("frcrn_double", FRCRNDoubleConfig, FRCRN,
                  "FRCRN_SE_16K as released: double UNet (mask tanh(u2) + tanh(u1)), 40 ms windows; 12.82M params.")
 
 
-@dataclass
-class FRCRNCausalConfig(FRCRNConfig):
-    """Causal and narrowed to run in real time on one CPU thread: 48 channels (released: 128),
-    the released 40 ms / 20 ms framing. ``channels=128 fsmn_hidden=128`` gives the full width
-    (streaming RTF about 0.8 on one thread with 100 ms chunks, see ``ostinato bench audio``)."""
-
-    preset: Literal["released", "paper"] = "released"
-    channels: int = 48
-    fsmn_hidden: int = 48
-    causal: bool = True
-    se_pool: Literal["global", "cumulative", "none"] = "cumulative"
+# Causal and narrowed to run in real time on one CPU thread: 48 channels (released: 128), the released 40 ms
+# / 20 ms framing. ``channels=128 fsmn_hidden=128`` gives the full width (streaming RTF about 0.8 on one
+# thread with 100 ms chunks, see ``ostinato bench audio``).
+FRCRNCausalConfig = variant(FRCRNConfig, "FRCRNCausalConfig", preset="released", channels=48, fsmn_hidden=48,
+                            causal=True, se_pool="cumulative")
 
 
 register_variant("frcrn_causal", FRCRNCausalConfig, FRCRN,
                  "Causal FRCRN (48 channels, 40/20 ms frames): left-padded time kernels, cumulative SE; streams.")
 
 
-@dataclass
-class TestFRCRNConfig(FRCRNConfig):
-    win_length: int = 128
-    hop_length: int = 64
-    n_fft: int = 128
-    channels: int = 8
-    enc_freq_kernels: tuple[int, ...] = (5, 5, 5, 5)  # 65 -> 31 -> 14 -> 5 -> 1 bins
-    fsmn_hidden: int = 8
-    fsmn_lorder: int = 4
-    se_reduction: int = 4
+TestFRCRNConfig = variant(FRCRNConfig, "TestFRCRNConfig", win_length=128, hop_length=64, n_fft=128, channels=8,
+                          enc_freq_kernels=(5, 5, 5, 5),  # 65 -> 31 -> 14 -> 5 -> 1 bins
+                          fsmn_hidden=8, fsmn_lorder=4, se_reduction=4)
 
 
 register_variant("test_frcrn", TestFRCRNConfig, FRCRN, "Tiny FRCRN for tests (8 channels, 4 encoders, 128-point STFT).")
 
 
-@dataclass
-class TestFRCRNCausalConfig(TestFRCRNConfig):
-    causal: bool = True
-    se_pool: Literal["global", "cumulative", "none"] = "cumulative"
+TestFRCRNCausalConfig = variant(TestFRCRNConfig, "TestFRCRNCausalConfig", causal=True, se_pool="cumulative")
 
 
 register_variant("test_frcrn_causal", TestFRCRNCausalConfig, FRCRN, "Tiny causal FRCRN for streaming tests.")

@@ -38,6 +38,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.attention import Transformer, TransformerConfig
 from ostinato.core.layers.memory import MemoryTokens
@@ -167,13 +168,8 @@ register_variant("muvla_ema", MuVLAEMAConfig, MuVLAPolicy,
                  "muVLA with the detached-EMA memory update (alpha = ema_alpha) instead of TBPTT.")
 
 
-@dataclass
-class TestMuVLAConfig(MuVLAConfig):
-    encoder: str = "test_efficientnet"
-    d_model: int = 32
-    n_layers: int = 1
-    n_heads: int = 2
-    image_grid: int = 2
+TestMuVLAConfig = variant(MuVLAConfig, "TestMuVLAConfig", encoder="test_efficientnet", d_model=32, n_layers=1,
+                          n_heads=2, image_grid=2)
 
 
 register_variant("test_muvla", TestMuVLAConfig, MuVLAPolicy,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.attention import Transformer, TransformerConfig
 from ostinato.core.layers.rnn import LSTM, RNNConfig
@@ -129,14 +130,8 @@ register_variant("lstm_policy", LSTMPolicyConfig, LSTMPolicy,
                  "Recurrent-state baseline: core LSTM state token instead of muVLA memory tokens.")
 
 
-@dataclass
-class TestLSTMPolicyConfig(LSTMPolicyConfig):
-    encoder: str = "test_efficientnet"
-    d_model: int = 32
-    n_layers: int = 1
-    n_heads: int = 2
-    image_grid: int = 2
-    d_hidden: int = 32
+TestLSTMPolicyConfig = variant(LSTMPolicyConfig, "TestLSTMPolicyConfig", encoder="test_efficientnet", d_model=32,
+                               n_layers=1, n_heads=2, image_grid=2, d_hidden=32)
 
 
 register_variant("test_lstm_policy", TestLSTMPolicyConfig, LSTMPolicy,

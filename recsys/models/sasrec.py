@@ -66,6 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.mixer import MixerConfig, build_mixer
 from ostinato.core.registry import register_model
@@ -529,14 +530,8 @@ def sasrec(cfg: SASRecConfig) -> SASRec:
     return SASRec(cfg)
 
 
-@dataclass
-class TestSASRecConfig(SASRecConfig):
-    n_items: int = 50
-    maxlen: int = 8
-    d_model: int = 16
-    n_blocks: int = 2
-    n_heads: int = 2
-    dropout: float = 0.1
+TestSASRecConfig = variant(SASRecConfig, "TestSASRecConfig", n_items=50, maxlen=8, d_model=16, n_blocks=2, n_heads=2,
+                           dropout=0.1)
 
 
 @register_model("test_sasrec", config=TestSASRecConfig)

@@ -74,6 +74,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.ssm2d import SelectiveSSM2D, SSM2DConfig
 from ostinato.core.registry import register_variant
@@ -272,15 +273,8 @@ register_variant("chimera", ChimeraConfig, Chimera,
                  "Chimera (Behrouz et al. 2024): 2-D selective SSM, trend/seasonal heads, bidirectional variates.")
 
 
-@dataclass
-class TestChimeraConfig(ChimeraConfig):
-    seq_len: int = 24
-    pred_len: int = 12
-    d_model: int = 8
-    d_state: int = 4
-    patch_len: int = 4
-    stride: int = 4
-    kernel_size: int = 5
+TestChimeraConfig = variant(ChimeraConfig, "TestChimeraConfig", seq_len=24, pred_len=12, d_model=8, d_state=4,
+                            patch_len=4, stride=4, kernel_size=5)
 
 
 register_variant("test_chimera", TestChimeraConfig, Chimera,

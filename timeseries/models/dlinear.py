@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ostinato.core.config import variant
 from ostinato.core.registry import register_variant
 
 from .blocks import MovingAvgDecomp, WindowNorm
@@ -76,11 +77,7 @@ register_variant("dlinear", DLinearConfig, DLinear,
                  "DLinear (Zeng et al. 2023): moving-average decomposition + two linear maps, TSLib defaults.")
 
 
-@dataclass
-class TestDLinearConfig(DLinearConfig):
-    seq_len: int = 24
-    pred_len: int = 12
-    kernel_size: int = 5
+TestDLinearConfig = variant(DLinearConfig, "TestDLinearConfig", seq_len=24, pred_len=12, kernel_size=5)
 
 
 register_variant("test_dlinear", TestDLinearConfig, DLinear,

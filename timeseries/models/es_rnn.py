@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.rnn import LSTM, RNNConfig
 from ostinato.core.registry import register_variant
@@ -173,14 +174,8 @@ register_variant("es_rnn", ESRNNConfig, ESRNN,
                  "ES-RNN-style (Smyl 2020): per-series learned multiplicative ES + dilated LSTMs, pinball intervals.")
 
 
-@dataclass
-class TestESRNNConfig(ESRNNConfig):
-    seq_len: int = 24
-    pred_len: int = 12
-    n_series: int = 8
-    period: int = 4
-    hidden: int = 8
-    dilations: list[int] = field(default_factory=lambda: [1, 2])
+TestESRNNConfig = variant(ESRNNConfig, "TestESRNNConfig", seq_len=24, pred_len=12, n_series=8, period=4, hidden=8,
+                          dilations=[1, 2])
 
 
 register_variant("test_es_rnn", TestESRNNConfig, ESRNN, "Tiny ES-RNN for tests.")

@@ -45,6 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.registry import register_variant
 
@@ -210,9 +211,7 @@ register_variant("mes_lstm", MESLSTMConfig, MESLSTM,
                  "MES-LSTM (Mathonsi & van Zyl 2022): offline Holt-Winters + ReLU LSTM(50) + Flipout Bayesian head.")
 
 
-@dataclass
-class TestMESLSTMConfig(MESLSTMConfig):
-    hidden: int = 8
+TestMESLSTMConfig = variant(MESLSTMConfig, "TestMESLSTMConfig", hidden=8)
 
 
 register_variant("test_mes_lstm", TestMESLSTMConfig, MESLSTM, "Tiny MES-LSTM for tests (hidden 8).")

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.registry import register_variant
 
@@ -71,11 +72,7 @@ register_variant("seasonal_naive", SeasonalNaiveConfig, SeasonalNaive,
                  "Seasonal naive forecast (value one season ago) with FPP Gaussian intervals; no training.")
 
 
-@dataclass
-class TestSeasonalNaiveConfig(SeasonalNaiveConfig):
-    seq_len: int = 24
-    pred_len: int = 12
-    period: int = 4
+TestSeasonalNaiveConfig = variant(SeasonalNaiveConfig, "TestSeasonalNaiveConfig", seq_len=24, pred_len=12, period=4)
 
 
 register_variant("test_seasonal_naive", TestSeasonalNaiveConfig, SeasonalNaive,

@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.convlstm import ConvLSTM, ConvLSTMConfig
 from ostinato.core.registry import register_variant
@@ -136,24 +137,16 @@ register_variant("convlstm_vp", ConvLSTMVPConfig, ConvLSTMPredictor,
                  "ConvLSTM video predictor on core ConvLSTM layers (OpenSTL ConvLSTM; patches, scheduled sampling).")
 
 
-@dataclass
-class ConvLSTMMMNISTConfig(ConvLSTMVPConfig):
-    """OpenSTL configs/mmnist/ConvLSTM.py: 4 x 128 hidden, 5x5, patch 4, scheduled sampling."""
+# OpenSTL configs/mmnist/ConvLSTM.py: 4 x 128 hidden, 5x5, patch 4, scheduled sampling.
+ConvLSTMMMNISTConfig = variant(ConvLSTMVPConfig, "ConvLSTMMMNISTConfig")
 
 
 register_variant("convlstm_mmnist", ConvLSTMMMNISTConfig, ConvLSTMPredictor,
                  "ConvLSTM-S (OpenSTL Moving MNIST): 4 x 128, 5x5, patch 4, scheduled sampling (11.7M computed params).")
 
 
-@dataclass
-class TestConvLSTMConfig(ConvLSTMVPConfig):
-    in_frames: int = 4
-    out_frames: int = 4
-    height: int = 16
-    width: int = 16
-    d_hidden: int = 8
-    n_layers: int = 2
-    kernel_size: int = 3
+TestConvLSTMConfig = variant(ConvLSTMVPConfig, "TestConvLSTMConfig", in_frames=4, out_frames=4, height=16, width=16,
+                             d_hidden=8, n_layers=2, kernel_size=3)
 
 
 register_variant("test_convlstm", TestConvLSTMConfig, ConvLSTMPredictor,

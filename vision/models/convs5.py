@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.convlstm import channel_layernorm
 from ostinato.core.layers.convssm import ConvS5, ConvS5Config
@@ -212,38 +213,24 @@ register_variant("convs5_vp", ConvS5VPConfig, ConvS5Predictor,
                  "ConvS5 video predictor: ResNet encoder/decoder around core ConvS5 layers (NVlabs ConvSSM).")
 
 
-@dataclass
-class ConvS5MMNISTLongConfig(ConvS5VPConfig):
-    """Official Moving-MNIST 300-frame config: widths [64,128,256], 8 layers, d_model = ssm_size = 256."""
+# Official Moving-MNIST 300-frame config: widths [64,128,256], 8 layers, d_model = ssm_size = 256.
+ConvS5MMNISTLongConfig = variant(ConvS5VPConfig, "ConvS5MMNISTLongConfig")
 
 
 register_variant("convs5_mmnist_long", ConvS5MMNISTLongConfig, ConvS5Predictor,
                  "ConvS5, official long Moving-MNIST config (300-frame training; 8 layers, d_model/ssm 256).")
 
 
-@dataclass
-class ConvS5MMNISTLong600Config(ConvS5VPConfig):
-    """Official 600-frame config: d_model = ssm_size = 128 (lr 5e-4 in its recipe)."""
-
-    d_model: int = 128
-    ssm_size: int = 128
+# Official 600-frame config: d_model = ssm_size = 128 (lr 5e-4 in its recipe).
+ConvS5MMNISTLong600Config = variant(ConvS5VPConfig, "ConvS5MMNISTLong600Config", d_model=128, ssm_size=128)
 
 
 register_variant("convs5_mmnist_long600", ConvS5MMNISTLong600Config, ConvS5Predictor,
                  "ConvS5, official 600-frame Moving-MNIST config (8 layers, d_model/ssm 128).")
 
 
-@dataclass
-class TestConvS5Config(ConvS5VPConfig):
-    in_frames: int = 4
-    out_frames: int = 4
-    height: int = 16
-    width: int = 16
-    enc_widths: tuple[int, ...] = (8, 16)
-    d_model: int = 16
-    ssm_size: int = 16
-    n_layers: int = 2
-    num_groups: int = 4
+TestConvS5Config = variant(ConvS5VPConfig, "TestConvS5Config", in_frames=4, out_frames=4, height=16, width=16,
+                           enc_widths=(8, 16), d_model=16, ssm_size=16, n_layers=2, num_groups=4)
 
 
 register_variant("test_convs5", TestConvS5Config, ConvS5Predictor,

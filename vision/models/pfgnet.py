@@ -31,6 +31,7 @@ import torch.nn.functional as F
 # that use it: importing timm pulls in torchvision and torch._dynamo (seconds), and this
 # module is imported at every `ostinato` start through the domain entry point.
 
+from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.registry import register_variant
 
@@ -356,35 +357,24 @@ register_variant("pfgnet", PFGNetConfig, PFGNet,
                  "PFGNet (SimVP encoder/decoder + MSInit + PFG blocks); fields as in the released configs.")
 
 
-@dataclass
-class PFGNetMMNISTConfig(PFGNetConfig):
-    """The released configs/mmnist/PFG.py: hid_S 64, N_T 8, N_S 4 on 10x1x64x64 (41.26M params)."""
+# The released configs/mmnist/PFG.py: hid_S 64, N_T 8, N_S 4 on 10x1x64x64 (41.26M params).
+PFGNetMMNISTConfig = variant(PFGNetConfig, "PFGNetMMNISTConfig")
 
 
 register_variant("pfgnet_mmnist", PFGNetMMNISTConfig, PFGNet,
                  "PFGNet, released Moving-MNIST config (hid_S 64, N_T 8, N_S 4; 41.26M params).")
 
 
-@dataclass
-class PFGNetMMNISTSmallConfig(PFGNetConfig):
-    """hid_S 16 (else the released config): 2.78M params, inside the paper's 1.9-7.3M range."""
-
-    hid_S: int = 16
+# hid_S 16 (else the released config): 2.78M params, inside the paper's 1.9-7.3M range.
+PFGNetMMNISTSmallConfig = variant(PFGNetConfig, "PFGNetMMNISTSmallConfig", hid_S=16)
 
 
 register_variant("pfgnet_mmnist_s", PFGNetMMNISTSmallConfig, PFGNet,
                  "PFGNet-S for Moving MNIST: hid_S 16, N_T 8, N_S 4 (2.78M params, paper's size range).")
 
 
-@dataclass
-class TestPFGNetConfig(PFGNetConfig):
-    in_frames: int = 4
-    out_frames: int = 4
-    height: int = 16
-    width: int = 16
-    hid_S: int = 8
-    N_S: int = 2
-    N_T: int = 2
+TestPFGNetConfig = variant(PFGNetConfig, "TestPFGNetConfig", in_frames=4, out_frames=4, height=16, width=16, hid_S=8,
+                           N_S=2, N_T=2)
 
 
 register_variant("test_pfgnet", TestPFGNetConfig, PFGNet,
