@@ -264,8 +264,8 @@ class Choice:
 
     @classmethod
     def options(cls) -> dict[str, type]:
-        """{name: config dataclass} of the valid choices."""
-        raise NotImplementedError
+        """{name: config dataclass} of the valid choices; each subclass defines it."""
+        raise TypeError(f"{cls.__name__} must define options()")
 
     @classmethod
     def parse(cls, value: Any, key: str) -> "Choice":

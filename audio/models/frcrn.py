@@ -1,7 +1,7 @@
 """FRCRN: frequency recurrence for complex-spectrum speech enhancement (Zhao et al., ICASSP 2022).
 
 Checked against the released code (modelscope/ClearerVoice-Studio,
-``train/speech_enhancement/models/frcrn``; see the audio spec §2-§3):
+``train/speech_enhancement/models/frcrn``; Zhao et al., ICASSP 2022, sections 2-3):
 
 - STFT front end: periodic sqrt-Hann window, presets ``released`` (40/20 ms, n_fft 640 at
   16 kHz) and ``paper`` (20/10 ms, n_fft 640); see :mod:`ostinato.audio.stft`.

@@ -1,4 +1,4 @@
-"""ConvS5 (Smith et al., NeurIPS 2023; official JAX code ``NVlabs/ConvSSM``), vision spec §2.
+"""ConvS5 (Smith et al., NeurIPS 2023; official JAX code ``NVlabs/ConvSSM``).
 
 Convolutional SSM on u (B, L, U, H, W) with a complex diagonal state x (B, P, H, W):
 

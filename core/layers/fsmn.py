@@ -1,4 +1,4 @@
-"""FSMN memory blocks as used by FRCRN (core spec §9; modelscope ``UniDeepFsmn``).
+"""FSMN memory blocks as used by FRCRN (Zhang et al. 2015; modelscope ``UniDeepFsmn``).
 
 One real block (``FSMN``), for x (B, L, D):
 

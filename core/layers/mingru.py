@@ -9,12 +9,12 @@ Parallel mode ("log"): the recurrence h_t = A_t h_{t-1} + V_t is solved by the H
   minGRU:  log A = -softplus(k),  log V = -softplus(-k) + log g(a)
   minLSTM: d = softplus(-k^f) - softplus(-k^i),  log A = -softplus(d),  log V = -softplus(-d) + log g(a)
   log g(a) = log(relu(a) + 1/2) for a >= 0, -softplus(-a) otherwise.
-Pitfall avoided (spec §7): ``where(a >= 0, log(a + 0.5), ...)`` evaluates log of a negative
+Pitfall avoided: ``where(a >= 0, log(a + 0.5), ...)`` evaluates log of a negative
 number in the unused branch and its NaN poisons the gradient; ``relu`` keeps that branch finite.
 An entering state h_0 is added exactly as exp(cumsum(log A)) ⊙ h_0 (no log of h_0, so a zero
 or negative state is fine). "sequential" mode is the loop (the specification) and ``step``.
 Long sequences in fp32: cumsum(log A) grows in magnitude and loses absolute precision
-(spec §1); use fp64 or the sequential mode where that matters.
+(Feng et al. 2024, "Were RNNs all we needed?", log-space scan); use fp64 or the sequential mode where that matters.
 """
 from __future__ import annotations
 

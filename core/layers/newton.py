@@ -1,5 +1,5 @@
-"""ParaRNN: nonlinear RNNs solved in parallel over time by Newton's method (core spec §8;
-Danieli et al. 2025, ``apple/ml-pararnn``).
+"""ParaRNN: nonlinear RNNs solved in parallel over time by Newton's method
+(Danieli et al. 2025, ``apple/ml-pararnn``).
 
 The sequence h_t = f(h_{t-1}, x_t), t = 1..T, is the root of the residual
 r_t(h) = h_t - f(h_{t-1}, x_t). Linearising f around the current iterate h^k gives the next

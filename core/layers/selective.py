@@ -1,6 +1,6 @@
 """Selective SSM (Mamba) block with a fast pure-PyTorch CPU scan and the reference loop.
 
-Selective scan (spec §4, ``state-spaces/mamba`` ``selective_scan_ref``), per channel d and
+Selective scan (Gu & Dao 2023, ``state-spaces/mamba`` ``selective_scan_ref``), per channel d and
 state n, with input-dependent Δ, B, C:
     h_t = exp(Δ_t A) ⊙ h_{t-1} + (Δ_t u_t) B_t,    y_t = C_t · h_t + D ⊙ u_t,    out = y ⊙ silu(z)
 Layout here is the core's (B, L, ·): u, Δ, z (B, L, D); A (D, N); B, C (B, L, N); state (B, D, N).

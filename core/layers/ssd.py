@@ -1,6 +1,6 @@
 """Mamba-2 SSD (state space duality) mixer, chunked pure-PyTorch algorithm and reference loop.
 
-Per head h, with a scalar decay per step (spec §5, ``ssd_minimal_discrete``):
+Per head h, with a scalar decay per step (Dao & Gu, ICML 2024; ``state-spaces/mamba`` ``ssd_minimal_discrete``):
     S_t = exp(a_t) S_{t-1} + x_t B_tᵀ    (S: P x N),    y_t = S_t C_t,    a_t = Δ_t A_h <= 0
 ``ssd_ref`` is that loop. ``ssd_chunked`` computes the same outputs and final state in four
 steps over chunks of Q steps, with Aᶜ the within-chunk cumulative sum of a:

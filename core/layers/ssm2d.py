@@ -1,4 +1,4 @@
-"""2-D selective state space model over (variate v, time t), as in Chimera (timeseries spec §1).
+"""2-D selective state space model over (variate v, time t), as in Chimera (Behrouz et al., NeurIPS 2024).
 
 The recurrence (a Roesser-type 2-D system; every product is elementwise per channel d and
 state n, with coefficients that depend on the position (v, t) because the model is

@@ -7,7 +7,7 @@ from ostinato.core.layers import selective as sel
 from ostinato.core.layers.selective import Mamba, selective_scan, selective_scan_ref
 from ostinato.core.registry import create_model
 
-# spec §4 tolerances (mamba tests/ops/test_selective_scan.py) for fp32; fp64 is exact up to rounding
+# the tolerances of mamba's own tests (mamba tests/ops/test_selective_scan.py) for fp32; fp64 is exact up to rounding
 TOL = {torch.float32: dict(rtol=6e-4, atol=2e-3), torch.float64: dict(rtol=1e-9, atol=1e-9)}
 
 
