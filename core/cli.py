@@ -4,6 +4,7 @@
     ostinato train RECIPE [--out DIR] [--data-root DIR] [--resume] [--quiet] [--strict-data] [key=value ...]
     ostinato eval CHECKPOINT_OR_DIR [--split val|test] [--data-root DIR] [--json] [--save-dir DIR] [key=value ...]
     ostinato bench DOMAIN [--quick] [--json] [--out FILE]
+    ostinato bench mixers [--quick] [--domain D] [--mixers A,B] [--budget-min M] [--json] [--out FILE]
     ostinato data where|verify|download [DATASET] [--data-root DIR]
 
 plus the verbs each domain adds (``ostinato recommend``, ``ostinato forecast``, ...).
@@ -148,7 +149,18 @@ def cmd_bench(args) -> int:
     from .paths import check_out_file
 
     out = check_out_file(args.out, "a JSON file for the results") if args.out is not None else None
-    if args.domain == "core":
+    mixer_opts = {"--domain": args.only, "--mixers": args.mixers, "--budget-min": args.budget_min}
+    given = [k for k, v in mixer_opts.items() if v is not None]
+    if given and args.domain != "mixers":
+        raise ConfigError(f"{given[0]}: only `ostinato bench mixers` takes it")
+    if args.domain == "mixers":  # every domain's mixer_task(): mixers x tasks (core.bench_mixers)
+        from functools import partial
+
+        from .bench_mixers import BUDGET_MIN, parse_names, run
+
+        run = partial(run, domains=parse_names(args.only), mixers=parse_names(args.mixers),
+                      budget_min=BUDGET_MIN if args.budget_min is None else args.budget_min)
+    elif args.domain == "core":
         from .bench import run
     else:
         from .domain import get_domain
@@ -165,7 +177,7 @@ def cmd_bench(args) -> int:
         print(f"wrote {out}")
     if args.json:
         print(json.dumps(rows, default=str))
-    return 0
+    return 1 if args.domain == "mixers" and any(r.get("error") for r in rows) else 0  # a failed cell (the bench goes on)
 
 
 def _specs(name: str | None):
@@ -274,9 +286,12 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     q.add_argument("overrides", nargs="*", metavar="key=value")
     q.set_defaults(func=cmd_eval)
 
-    q = sub.add_parser("bench", help="run a domain's benchmark table")
-    q.add_argument("domain", help="core | vision | timeseries | audio | control | recsys")
+    q = sub.add_parser("bench", help="run a domain's benchmark table, or mixers x every domain's task")
+    q.add_argument("domain", help="core | vision | timeseries | audio | control | recsys | mixers")
     q.add_argument("--quick", action="store_true")
+    q.add_argument("--domain", dest="only", action="append", metavar="D", help="bench mixers: only these domains (repeat or a,b)")
+    q.add_argument("--mixers", action="append", metavar="A,B", help="bench mixers: only these mixers ('default': the published one)")
+    q.add_argument("--budget-min", type=float, metavar="M", help="bench mixers: training minutes per cell (default 5)")
     q.add_argument("--json", action="store_true")
     q.add_argument("--out", help="write the JSON result here")
     q.set_defaults(func=cmd_bench)
