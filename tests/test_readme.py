@@ -99,7 +99,7 @@ def test_readme_command_parses_and_its_names_exist(argv):
         assert args.checkpoint in runs, f"eval of {args.checkpoint}: no README train writes there"
         load(runs[args.checkpoint], args.overrides)
     elif cmd == "bench":
-        assert args.domain == "core" or get_domain(args.domain).bench is not None
+        assert args.domain in ("core", "mixers") or get_domain(args.domain).bench is not None
     elif cmd == "data" and args.action == "download":
         from ostinato.core.cli import _specs
 
