@@ -11,6 +11,9 @@
    pinball-loss quantile head) and the ES-RNN-style variant against seasonal naive. Needs the M4 files under a data root (``ostinato data download M4-Hourly``).
 3. **ECG200** (shipped): Chimera classification accuracy on the test split.
 
+:func:`mixer_task` is this domain's row of ``ostinato bench mixers``: the mixer forecaster
+(``timeseries/mixer_etth1``) on ETTh1-96 with every registered core mixer in its slot.
+
 ``--quick`` trains a few steps per model (a smoke test of the whole table, not numbers to
 quote). Timings depend on the machine and its load; the table records the thread count.
 """
@@ -86,3 +89,30 @@ def run(quick: bool = False, out: str | Path | None = None) -> list[dict[str, An
     rows += ecg
     kit.write_json(out, "timeseries", quick, rows)
     return rows
+
+
+def mixer_task() -> dict[str, Any]:
+    """The mixer forecaster on ETTh1, look-back 96, horizon 96 (test MSE, MAE on the normalised
+    scale), for ``ostinato bench mixers``.
+
+    The forecaster's slot is built with ``causal=False`` (it reads the whole look-back), so every
+    registered mixer fits, bidirectional ones included. Every cell resets the slot first
+    (``model.mixer=null``): the recipe's mixer section holds Mamba-only keys (S-Mamba's d_state 2,
+    d_conv 2, expand 1), which another mixer's config refuses. So each mixer runs with its own
+    default settings, and the ``mamba`` (default) cell is the slot left empty, Mamba with its
+    defaults, not the recipe's S-Mamba settings. The forecaster has no step mode (the head reads
+    every patch token at once, and the recipe's blocks are bidirectional), so ``stream`` is None.
+    """
+    from ostinato.core.mixer import mixer_entries
+
+    return {
+        "task": "timeseries/etth1_96",
+        "recipe": "timeseries/mixer_etth1",
+        "quick_recipe": "timeseries/test_mixer_forecaster",
+        "slot": "model.mixer",
+        "default": "mamba",
+        "mixers": sorted(n for n in mixer_entries() if n != "mamba"),
+        "overrides": ["model.mixer=null", "trainer.test_at_end=true"],
+        "metrics": {"MSE": "test.mse", "MAE": "test.mae"},
+        "stream": None,
+    }

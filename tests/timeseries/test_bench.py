@@ -24,3 +24,27 @@ def test_bench_quick(tmp_path, capsys, shared_data):
     assert "coverage" in m4["MES-LSTM"]["test"] and "owa" in m4["Seasonal naive"]["test"]
     assert "accuracy" in select(rows, "ecg200", "Chimera")[0]["test"]
     assert "TimeMixer (TSLib table)" in capsys.readouterr().out
+
+
+def test_mixer_task_trains_two_mixers():
+    """The mixers-bench contract: the quick recipe trains with two mixers in the slot, the metrics
+    land in the row; the default cell is the slot left empty (Mamba); the forecaster does not stream."""
+    from ostinato.core import benchkit as kit
+    from ostinato.core.mixer import mixer_entries
+    from ostinato.core.recipe import load
+    from ostinato.timeseries.bench import mixer_task
+
+    task = mixer_task()
+    assert task["default"] == "mamba" and "mamba" not in task["mixers"]
+    assert set(task["mixers"]) == set(mixer_entries()) - {"mamba"}  # the slot takes non-causal mixers too
+    assert task["stream"] is None
+    for recipe in (task["recipe"], task["quick_recipe"]):
+        assert load(recipe, task["overrides"]).model.mixer is None  # default cell: the slot left empty
+    for mixer in ("lru", "gru"):
+        seen = {}
+        row = kit.train(task["quick_recipe"], task["overrides"] + [f"{task['slot']}.name={mixer}", "trainer.max_steps=2"],
+                        probe=lambda run: seen.update(name=run.model.blocks[0].mixer.name) or {})
+        assert seen["name"] == mixer and row["steps"] == 2
+        for key in task["metrics"].values():
+            v = kit.get(row, key)
+            assert isinstance(v, float) and v == v, (mixer, key)

@@ -31,6 +31,15 @@ following the official TensorFlow code.
 Multi-step horizons use a direct multi-output layer (H x C outputs); the paper forecasts
 one step. No per-window normalisation: the data is MinMax-scaled per series.
 
+Recurrence slot (``model.mixer``, not in the paper): any causal core (B, L, D) mixer in place
+of the Keras LSTM, ``model: {name: mes_lstm, mixer: {name: lru, d_state: 64}}``. The de-levelled
+inputs map linearly to ``d_model = hidden`` (``Linear(d_in, hidden)``), the mixer runs over the
+window in time order, and its output at the last step feeds the output layer, as the LSTM's last
+hidden state does. The mixer keeps its own init; ``activation`` (the LSTM's) does not apply.
+No mixer (the default): the Keras LSTM, unchanged. Every recurrence also runs step by step:
+``init_state`` / ``step`` advance it one time step, and :meth:`MESLSTM.stream` over a window
+gives the same last state as the full forward.
+
 ``feed_scaled`` (off by default, not in the original): when statsmodels fits a level
 smoothing alpha close to 1 (typical for hourly M4 series), ``l_t + s_t`` follows ``y_t``
 almost exactly and the de-levelled input carries next to no information; the option
@@ -39,7 +48,7 @@ feeds the scaled targets as extra LSTM input channels next to the residuals.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 import torch.nn as nn
@@ -47,6 +56,7 @@ import torch.nn.functional as F
 
 from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
+from ostinato.core.mixer import MixerConfig, build_mixer
 from ostinato.core.registry import register_variant
 
 
@@ -76,6 +86,39 @@ class KerasLSTM(nn.Module):
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * self.act(g)
             h = torch.sigmoid(o) * self.act(c)
         return h  # (B, H)
+
+    def init_state(self, batch_size: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.zeros(batch_size, self.hidden, device=device, dtype=dtype)
+        return z, z.clone()  # (h, c), (B, H) each
+
+    def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        """One time step: x_t (B, D), state (h, c) -> h (B, H), (h, c)."""
+        h, c = state
+        i, f, g, o = (self.w_x(x_t) + self.w_h(h)).chunk(4, dim=-1)  # (B, H) each
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * self.act(g)
+        h = torch.sigmoid(o) * self.act(c)
+        return h, (h, c)
+
+
+class MixerCell(nn.Module):
+    """A causal core mixer as MES-LSTM's recurrence: Linear(d_in, hidden), the mixer over time, its
+    last output. (B, L, d_in) -> (B, hidden); ``step`` advances it one time step."""
+
+    def __init__(self, d_in: int, hidden: int, spec: MixerConfig):
+        super().__init__()
+        self.inp = nn.Linear(d_in, hidden)
+        self.mixer = build_mixer(spec, hidden, causal=True, where="model.mixer", host="mes_lstm")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.mixer(self.inp(x))  # (B, L, hidden)
+        return y[:, -1]  # (B, hidden)
+
+    def init_state(self, batch_size: int, device=None, dtype=None):
+        return self.mixer.init_state(batch_size, device=device, dtype=dtype)
+
+    def step(self, x_t: torch.Tensor, state):
+        """x_t (B, d_in) -> (B, hidden), the next state."""
+        return self.mixer.step(self.inp(x_t), state)
 
 
 class FlipoutLinear(nn.Module):
@@ -139,8 +182,11 @@ class MESLSTMConfig:
     prior_std: float = 1.0
     holt_winters: bool = True  # use the batch's Holt-Winters baselines (x_base, y_base)
     feed_scaled: bool = False  # also feed the scaled targets themselves (not in the original; see the module doc)
+    mixer: Optional[MixerConfig] = None  # the recurrence: a causal core mixer in place of the LSTM; None: the Keras LSTM
 
     def validate(self) -> None:
+        if self.mixer is not None and self.activation != "relu":
+            raise ConfigError(f"model.activation={self.activation!r} is the Keras LSTM's; with model.mixer set it does not apply, drop it")
         if self.head == "quantile":
             if not self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
                 raise ConfigError(f"model.quantiles={self.quantiles}: expected values in (0, 1)")
@@ -153,7 +199,10 @@ class MESLSTM(nn.Module):
         self.cfg = cfg
         self.c_out = cfg.out_vars or cfg.n_vars
         d_in = cfg.n_vars + (self.c_out if cfg.feed_scaled and cfg.holt_winters else 0)
-        self.lstm = KerasLSTM(d_in, cfg.hidden, cfg.activation)
+        if cfg.mixer is None:
+            self.lstm = KerasLSTM(d_in, cfg.hidden, cfg.activation)
+        else:
+            self.cell = MixerCell(d_in, cfg.hidden, cfg.mixer)
         n_out = cfg.pred_len * self.c_out
         if cfg.head == "bayes":
             self.out = FlipoutLinear(cfg.hidden, n_out, cfg.prior_std)
@@ -161,7 +210,33 @@ class MESLSTM(nn.Module):
             self.out = nn.Linear(cfg.hidden, n_out * len(cfg.quantiles))
             self.register_buffer("qs", torch.tensor(cfg.quantiles, dtype=torch.float32), persistent=False)
 
+    @property
+    def recurrence(self) -> nn.Module:
+        """The Keras LSTM, or the mixer in the slot: (B, L, d_in) -> (B, hidden), with init_state/step."""
+        return self.lstm if self.cfg.mixer is None else self.cell
+
+    def init_state(self, batch_size: int, device=None, dtype=None):
+        return self.recurrence.init_state(batch_size, device=device, dtype=dtype)
+
+    def step(self, f_t: torch.Tensor, state):
+        """One time step of the recurrence on the input features f_t (B, d_in) -> (B, hidden), state."""
+        return self.recurrence.step(f_t, state)
+
+    def stream(self, batch: dict) -> torch.Tensor:
+        """The window's last hidden state, computed step by step: equals the full forward's. (B, hidden)"""
+        f, _ = self.features(batch)  # (B, L, d_in)
+        state = self.init_state(f.shape[0], device=f.device, dtype=f.dtype)
+        h = None
+        for t in range(f.shape[1]):
+            h, state = self.step(f[:, t], state)
+        return h
+
     def _encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        f, base = self.features(batch)
+        return self.recurrence(f), base  # (B, hidden), (B, H, C_out)
+
+    def features(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The recurrence's input (B, L, d_in) and the baseline added back to the output (B, H, C_out)."""
         x = batch["x"]  # (B, L, C_in)
         base = torch.zeros(x.shape[0], self.cfg.pred_len, self.c_out, device=x.device, dtype=x.dtype)
         if self.cfg.holt_winters:
@@ -170,7 +245,7 @@ class MESLSTM(nn.Module):
             resid = torch.cat([x[..., : -self.c_out], x[..., -self.c_out :] - batch["x_base"]], dim=-1)  # (B, L, C_in)
             x = torch.cat([resid, x[..., -self.c_out :]], dim=-1) if self.cfg.feed_scaled else resid  # (B, L, C_in [+ C_out])
             base = batch["y_base"]  # (B, H, C_out)
-        return self.lstm(x), base  # (B, hidden), (B, H, C_out)
+        return x, base
 
     def _shape(self, out: torch.Tensor) -> torch.Tensor:
         return out.reshape(*out.shape[:-1], self.cfg.pred_len, self.c_out)  # (..., H, C_out)
