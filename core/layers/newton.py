@@ -11,10 +11,19 @@ iterate as a *linear* recurrence with the Jacobians J_t = ∂f/∂h_{t-1} (h^k_{
 Newton step solves it with ``linear_recurrence``: the doubling reduction of ⌈log2 T⌉ steps,
 for s = 1, 2, 4, ...: for t >= s, b_t <- b_t + A_t b_{t-s}, A_t <- A_t A_{t-s}. Newton on
 this lower-triangular system is exact after at most T iterations (step k fixes h_1..h_k)
-and converges quadratically near the solution; the loop stops when max |h^{k+1} - h^k| <=
-tol or after ``max_its`` iterations (ParaRNN's default is 3; here 6, and ``last_iters`` /
-``last_delta`` record what happened). Error grows like eps·T (README), so tol defaults to
-1e-5 in fp32 and 1e-10 in fp64. The solve runs without autograd, in at least fp32.
+and converges quadratically near the solution. Before each step the residual of the current
+iterate, max_t |h_t - f(h_{t-1}, x_t)| (free: f is evaluated for the step anyway), is checked;
+the loop stops when it is <= tol·max(1, max|h|) or after ``max_its`` steps (ParaRNN's default is
+3; here 6). tol defaults to 1e-5 in fp32 and 1e-10 in fp64. The solve runs without autograd,
+in at least fp32.
+
+Far from contraction (e.g. ParaGRU with |a| ~ 3, T = 512) a few Newton steps do not reach the
+solution: the iterate can leave the GRU's [-1, 1] box and its residual stay large. Such an
+unconverged solve is never used silently: ``on_no_converge="sequential"`` (default) warns and
+recomputes the layer with the sequential loop (outputs and gradients are then exactly the
+loop's), ``"raise"`` raises :class:`NewtonNotConverged`. Each forward records ``last_iters``
+(Newton steps), ``last_residual`` (residual of the returned solve, before any fallback),
+``last_delta`` (max |h^{k+1} - h^k| of the last step), ``last_converged`` and ``last_fallback``.
 
 Jacobians are block-diagonal with blocks k x k, shape (B, T, G, k, k) for a flat state of
 size S = G·k: diagonal (k = 1: ParaGRU, diagonal recurrent weights), 2 x 2 blocks (ParaLSTM:
@@ -33,6 +42,7 @@ and J_1^T λ_1 for h_0, which are the gradients of the sequential loop (tested).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -228,12 +238,17 @@ def autograd_jacobian(f, h: torch.Tensor, xp: torch.Tensor, block: int) -> torch
 
 
 # --- the layer --------------------------------------------------------------------------------
+class NewtonNotConverged(RuntimeError):
+    """The Newton solve did not reach the tolerance in ``max_its`` steps (``on_no_converge="raise"``)."""
+
+
 @dataclass
 class ParaRNNConfig:
     d_model: int = 64  # input width
     d_hidden: int = 64
     max_its: int = 6  # Newton iterations at most (ParaRNN default 3)
-    tol: float = 0.0  # stop when max |h^{k+1} - h^k| <= tol; 0 = 1e-5 (fp32) / 1e-10 (fp64)
+    tol: float = 0.0  # converged: max_t |h_t - f(h_{t-1}, x_t)| <= tol·max(1, max|h|); 0 = 1e-5 (fp32) / 1e-10 (fp64)
+    on_no_converge: Literal["sequential", "raise"] = "sequential"  # not converged after max_its: the loop, or raise
     jacobian: Literal["analytic", "autograd"] = "analytic"  # dense cells always use autograd
     mode: Literal["newton", "sequential"] = "newton"  # "sequential": the loop (the spec)
     solver: Literal["doubling", "sequential"] = "doubling"  # linear solve inside each Newton step
@@ -249,7 +264,8 @@ class NewtonRNN(nn.Module):
     def __init__(self, cell: nn.Module, cfg: ParaRNNConfig):
         super().__init__()
         self.cell, self.cfg = cell, cfg
-        self.last_iters, self.last_delta = 0, float("nan")
+        self.last_iters, self.last_delta, self.last_residual = 0, float("nan"), float("nan")
+        self.last_converged, self.last_fallback = True, False
 
     @property
     def d_out(self) -> int:
@@ -266,39 +282,58 @@ class NewtonRNN(nn.Module):
 
     @torch.no_grad()
     def solve(self, xp: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Newton iterations; returns h* (B, T, S) and the Jacobians at the solution."""
+        """Newton iterations; returns h* (B, T, S) and the Jacobians at it (None if not converged). Sets ``last_iters``,
+        ``last_delta``, ``last_residual`` and ``last_converged`` (module doc)."""
         acc = torch.promote_types(xp.dtype, torch.float32)
         xp, h0 = xp.to(acc), h0.to(acc)
         tol = self.cfg.tol or (1e-10 if acc == torch.float64 else 1e-5)
         prev = torch.cat([h0[:, None], torch.zeros_like(h0)[:, None].expand(-1, xp.shape[1] - 1, -1)], 1)
         H = self.cell.f(prev, xp)  # (B, T, S): one Jacobi sweep from zeros as the initial guess
-        self.last_delta = float("inf")
-        for it in range(self.cfg.max_its):
+        self.last_iters, self.last_delta = 0, float("nan")
+        while True:
             prev = torch.cat([h0[:, None], H[:, :-1]], dim=1)  # h^k_{t-1}: (B, T, S)
+            fk = self.cell.f(prev, xp)  # (B, T, S)
+            self.last_residual = (H - fk).abs().max().item()
+            self.last_converged = self.last_residual <= tol * max(1.0, H.abs().max().item())
+            if self.last_converged or self.last_iters == self.cfg.max_its:
+                break
             J = self._jac(prev, xp)  # (B, T, G, k, k)
-            b = self.cell.f(prev, xp) - _apply(J, prev)
+            b = fk - _apply(J, prev)
             b[:, 0] = b[:, 0] + _apply(J[:, 0], h0)  # x_0 = 0 in the solver: fold h_0 into b_1
             H_new = linear_recurrence(J, b, self.cfg.solver)
             self.last_delta = (H_new - H).abs().max().item()
             H = H_new
-            self.last_iters = it + 1
-            if self.last_delta <= tol:
-                break
-        prev = torch.cat([h0[:, None], H[:, :-1]], dim=1)
-        return H, self._jac(prev, xp)
+            self.last_iters += 1
+        return H, (self._jac(prev, xp) if self.last_converged else None)
+
+    def _sequential(self, xp: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        """The loop h_t = f(h_{t-1}, x_t) with autograd: (B, T, S)."""
+        h, out = h0, []
+        for t in range(xp.shape[1]):
+            h = self.cell.f(h, xp[:, t])
+            out.append(h)
+        return torch.stack(out, 1)  # (B, T, S)
+
+    def _not_converged(self) -> None:
+        msg = (f"ParaRNN Newton solve did not converge: residual {self.last_residual:.3g} after {self.last_iters} "
+               f"iterations (max_its={self.cfg.max_its}); raise max_its or use mode=sequential")
+        if self.cfg.on_no_converge == "raise":
+            raise NewtonNotConverged(msg)
+        warnings.warn(msg + "; falling back to the sequential loop", RuntimeWarning, stacklevel=3)
 
     def forward(self, x: torch.Tensor, state=None):
-        B, T, _ = x.shape
+        B = x.shape[0]
         xp = self.cell.project(x)  # (B, T, P): all input projections at once
         h0 = self.cell.from_state(state) if state is not None else torch.zeros(B, self.cell.d_state, device=x.device, dtype=xp.dtype)
-        if self.cfg.mode == "sequential":
-            h, out = h0, []
-            for t in range(T):
-                h = self.cell.f(h, xp[:, t])
-                out.append(h)
-            s = torch.stack(out, 1)  # (B, T, S)
-        else:
+        self.last_fallback = False
+        if self.cfg.mode == "newton":
             H, J = self.solve(xp.detach(), h0.detach())
+            if not self.last_converged:
+                self._not_converged()
+                self.last_fallback = True
+        if self.cfg.mode == "sequential" or self.last_fallback:
+            s = self._sequential(xp, h0)  # (B, T, S)
+        else:
             prev = torch.cat([h0[:, None].to(H.dtype), H[:, :-1]], dim=1)  # (B, T, S); h*_{t-1} detached for t > 1
             s = self.cell.f(prev, xp.to(H.dtype))  # one parallel evaluation at the solution, with autograd
             if s.requires_grad:

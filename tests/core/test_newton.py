@@ -67,7 +67,8 @@ def test_newton_matches_sequential(name, dtype, T, with_state):
     torch.testing.assert_close(y, y_ref, **tol)
     flat = lambda st: torch.cat([t.flatten() for t in (st if isinstance(st, tuple) else (st,))])
     torch.testing.assert_close(flat(s), flat(s_ref), **tol)
-    assert newton.last_delta <= (1e-5 if dtype == torch.float32 else 1e-10)
+    assert newton.last_converged and not newton.last_fallback  # the Newton path, not the fallback loop
+    assert newton.last_residual <= (1e-5 if dtype == torch.float32 else 1e-10) * max(1.0, y.abs().max().item())
     w = torch.randn_like(y)
     ws = torch.randn_like(flat(s))
     inputs = [x] + (list(state) if isinstance(state, tuple) else [state] if state is not None else [])
@@ -111,3 +112,45 @@ def test_pararnn_gru_learns_running_sum():
         loss.backward()
         opt.step()
     assert loss.item() < 0.1, loss.item()
+
+
+def _hard_gru(**kw):
+    """ParaGRU far from contraction (issue 31): |a| up to 3, T = 512; 6 Newton steps do not converge."""
+    torch.manual_seed(0)
+    m = create_model("pararnn_gru", d_model=8, d_hidden=16, **kw)
+    with torch.no_grad():
+        m.cell.a.uniform_(-3, 3)
+    return m, torch.randn(2, 512, 8, requires_grad=True)
+
+
+def test_solve_records_convergence():
+    newton, _, x, _ = _run("pararnn_gru", torch.float32, 257, False, H=8)
+    newton(x)
+    assert newton.last_converged and not newton.last_fallback
+    assert 1 <= newton.last_iters <= 6 and newton.last_residual <= 1e-5
+
+
+def test_non_contractive_falls_back_to_the_loop():
+    newton, x = _hard_gru()
+    seq, _ = _hard_gru(mode="sequential")
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        y, s = newton(x)
+    assert not newton.last_converged and newton.last_fallback
+    assert newton.last_iters == 6 and newton.last_residual > 1.0  # the unconverged iterate is far off
+    y_ref, s_ref = seq(x)
+    assert y.abs().max() <= 1.0  # a GRU state stays in [-1, 1]; the unconverged iterate does not
+    assert torch.equal(y, y_ref) and torch.equal(s, s_ref)
+    w = torch.randn_like(y)
+    g = torch.autograd.grad((y * w).sum(), [x, *newton.parameters()])
+    g_ref = torch.autograd.grad((y_ref * w).sum(), [x, *seq.parameters()])
+    for a, b in zip(g, g_ref):
+        assert torch.equal(a, b)
+
+
+def test_non_contractive_raises_when_asked():
+    from ostinato.core.layers.newton import NewtonNotConverged
+
+    newton, x = _hard_gru(on_no_converge="raise")
+    with pytest.raises(NewtonNotConverged, match="residual .* after 6 iterations"):
+        newton(x)
+    assert newton.last_residual > 1.0
