@@ -1,6 +1,8 @@
-"""MES-LSTM's recurrence slot (``model.mixer``): with no mixer the model is the MES-LSTM before the
-slot, bit for bit; every causal core mixer builds in the slot, trains a step, and its step-by-step
-run over the window (``stream``) equals the full forward; a non-causal mixer is a one-line error."""
+"""MES-LSTM's recurrence slot (``model.mixer``): with no mixer (and ``recurrent_init="per_gate"``, the
+earlier init) the model is the MES-LSTM before the slot, bit for bit; every causal core mixer builds in
+the slot, trains a step, and its step-by-step run over the window (``stream``) equals the full forward;
+a non-causal mixer is a one-line error. The default recurrent init is Keras' Orthogonal over the
+whole (H, 4H) kernel."""
 from __future__ import annotations
 
 import subprocess
@@ -60,7 +62,7 @@ def test_default_is_the_mes_lstm_before_the_slot(kw):
     torch.manual_seed(0)
     old = ref.MESLSTM(ref.TestMESLSTMConfig(**kw))
     torch.manual_seed(0)
-    new = create_model("test_mes_lstm", **kw)
+    new = create_model("test_mes_lstm", recurrent_init="per_gate", **kw)
     assert list(old.state_dict()) == list(new.state_dict())
     for k, v in old.state_dict().items():
         assert torch.equal(v, new.state_dict()[k]), k
@@ -128,3 +130,28 @@ def test_recipe_override_reaches_the_slot():
     cfg = load("timeseries/test_mes_lstm", ["model.mixer.name=lru", "model.mixer.d_state=8"])
     m = build_model(cfg, {"n_vars": 1, "seq_len": 24, "pred_len": 12, "out_vars": 1})
     assert m.cell.mixer.name == "lru" and m.cell.inp.in_features == 1
+
+
+def test_recurrent_init_is_keras_orthogonal_over_the_whole_kernel():
+    from ostinato.timeseries.models.mes_lstm import KerasLSTM
+
+    H = 6
+    torch.manual_seed(0)
+    k = KerasLSTM(3, H).w_h.weight.detach().T  # Keras layout: kernel (H, 4H), gates i, f, c, o
+    torch.testing.assert_close(k @ k.T, torch.eye(H), rtol=0, atol=1e-5)  # orthonormal rows, as Orthogonal()
+    blocks = k.reshape(H, 4, H).transpose(0, 1)  # (4, H, H)
+    assert (blocks @ blocks.transpose(1, 2) - torch.eye(H)).abs().max() > 0.1  # no block is orthogonal alone
+    # Keras' algorithm: QR of a (4H, H) normal draw, columns signed by diag(R), transposed to (H, 4H)
+    torch.manual_seed(1)
+    w = torch.empty(4 * H, H)
+    torch.nn.init.orthogonal_(w)
+    torch.manual_seed(1)
+    q, r = torch.linalg.qr(torch.randn(4 * H, H))
+    torch.testing.assert_close(w.T, (q * torch.sign(torch.diagonal(r))).T)
+    torch.manual_seed(0)
+    kg = KerasLSTM(3, H, recurrent_init="per_gate").w_h.weight.detach().T
+    torch.testing.assert_close(kg @ kg.T, 4 * torch.eye(H), rtol=0, atol=1e-5)  # each gate block orthogonal
+    for b in kg.reshape(H, 4, H).transpose(0, 1):
+        torch.testing.assert_close(b @ b.T, torch.eye(H), rtol=0, atol=1e-5)
+    m = create_model("test_mes_lstm", n_vars=2)
+    assert m.cfg.recurrent_init == "keras"

@@ -10,7 +10,9 @@ following the official TensorFlow code.
 - **LSTM part**: the input with the target columns de-levelled and deseasonalised
   (``x - x_base``) goes through an LSTM(50) with ReLU activations (Keras
   ``LSTM(50, activation="relu")``: candidate and cell-output activation ReLU, sigmoid
-  gates, forget-gate bias 1, Glorot/orthogonal init); the last hidden state feeds the
+  gates, forget-gate bias 1, Glorot-uniform input kernel, Keras ``Orthogonal`` over the whole
+  (hidden, 4 hidden) recurrent kernel; ``recurrent_init="per_gate"``, each gate's (hidden, hidden)
+  block orthogonal on its own, is this project's earlier init); the last hidden state feeds the
   output layer. The output is re-trended (``+ y_base``) and, by the evaluator, descaled
   (MinMax (1e-5, 1) per series, undone with ``meta["loc"]``/``meta["scale"]``).
 - **Intervals** (``head="bayes"``, the original): the output layer is Bayesian, a
@@ -61,17 +63,26 @@ from ostinato.core.registry import register_variant
 
 
 class KerasLSTM(nn.Module):
-    """Single-layer LSTM with a configurable activation (Keras semantics). (B, L, D) -> h_L (B, H)."""
+    """Single-layer LSTM with a configurable activation (Keras semantics). (B, L, D) -> h_L (B, H).
 
-    def __init__(self, d_in: int, hidden: int, activation: str = "relu"):
+    ``recurrent_init="keras"``: Keras' ``Orthogonal`` on the whole (H, 4H) recurrent kernel (QR of a
+    (4H, H) normal draw, signs fixed by diag(R), transposed), so K K^T = I_H and each gate block has
+    singular values below 1. ``"per_gate"``: every (H, H) gate block orthogonal on its own, K K^T = 4 I_H,
+    a recurrent matrix twice as large in norm; what this project did before matching Keras.
+    """
+
+    def __init__(self, d_in: int, hidden: int, activation: str = "relu", recurrent_init: str = "keras"):
         super().__init__()
         self.hidden = hidden
         self.act = torch.relu if activation == "relu" else torch.tanh
         self.w_x = nn.Linear(d_in, 4 * hidden)
         self.w_h = nn.Linear(hidden, 4 * hidden, bias=False)
-        nn.init.xavier_uniform_(self.w_x.weight)
-        for k in range(4):  # orthogonal recurrent kernel per gate block
-            nn.init.orthogonal_(self.w_h.weight.data[k * hidden : (k + 1) * hidden])
+        nn.init.xavier_uniform_(self.w_x.weight)  # Keras glorot_uniform over the whole (d_in, 4H) kernel
+        if recurrent_init == "keras":  # Keras Orthogonal over the whole (H, 4H) kernel: orthonormal rows
+            nn.init.orthogonal_(self.w_h.weight)  # (4H, H) = kernel^T: orthonormal columns, the same QR
+        else:  # "per_gate": each (H, H) gate block orthogonal on its own (this project before 2026-12)
+            for k in range(4):
+                nn.init.orthogonal_(self.w_h.weight.data[k * hidden : (k + 1) * hidden])
         with torch.no_grad():
             self.w_x.bias.zero_()
             self.w_x.bias[hidden : 2 * hidden] = 1.0  # unit forget bias (order i, f, c, o)
@@ -183,6 +194,7 @@ class MESLSTMConfig:
     holt_winters: bool = True  # use the batch's Holt-Winters baselines (x_base, y_base)
     feed_scaled: bool = False  # also feed the scaled targets themselves (not in the original; see the module doc)
     mixer: Optional[MixerConfig] = None  # the recurrence: a causal core mixer in place of the LSTM; None: the Keras LSTM
+    recurrent_init: Literal["keras", "per_gate"] = "keras"  # LSTM recurrent kernel: Keras Orthogonal over all gates, or per gate block
 
     def validate(self) -> None:
         if self.mixer is not None and self.activation != "relu":
@@ -200,7 +212,7 @@ class MESLSTM(nn.Module):
         self.c_out = cfg.out_vars or cfg.n_vars
         d_in = cfg.n_vars + (self.c_out if cfg.feed_scaled and cfg.holt_winters else 0)
         if cfg.mixer is None:
-            self.lstm = KerasLSTM(d_in, cfg.hidden, cfg.activation)
+            self.lstm = KerasLSTM(d_in, cfg.hidden, cfg.activation, cfg.recurrent_init)
         else:
             self.cell = MixerCell(d_in, cfg.hidden, cfg.mixer)
         n_out = cfg.pred_len * self.c_out
