@@ -198,7 +198,8 @@ class FreqFSMN(nn.Module):
 class TimeFSMN(nn.Module):
     """Complex FSMN along time at the bottleneck (released ``ComplexUniDeepFsmn``: two
     stacked complex layers), features C * F; the state is the core layer's (left context
-    only: the last lorder - 1 projected frames of each real FSMN)."""
+    only: the last lorder - 1 projected frames of each real FSMN). ``cfsmn()`` may also build
+    the mixer slot's ``ComplexMixer`` (same contract on (B, T, C*F, 2))."""
 
     def __init__(self, cfsmn: Callable[[], nn.Module]):
         super().__init__()

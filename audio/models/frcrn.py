@@ -27,6 +27,18 @@ Checked against the released code (modelscope/ClearerVoice-Studio,
   (``se_pool="cumulative"``) or is dropped (``"none"``), and the FSMNs use left context only
   (as released). ``FRCRNStream`` then runs chunk by chunk with carried state and returns
   the offline output.
+- Normalisation (``norm``): ``batch`` is the released separate re/im BatchNorm. Its training
+  statistics span the whole utterance, so even the causal model sees future frames at train
+  time (eval and streaming use the running statistics and are causal). ``frozen`` (running
+  statistics in training too) and ``cumulative`` (cumulative layer norm over frames 0..t,
+  Conv-TasNet's cLN) are frame-causal in training as well; see ``complex_norm.py``. The
+  default stays ``batch`` for every variant (the published model, and the causal recipe's
+  measured numbers).
+- Time-memory slot (``mixer``, DESIGN.md "Mixer slots"): a core (B, L, D) mixer in place of
+  each real FSMN of the bottleneck's complex FSMN, in the same complex arrangement
+  (``complex_mixer.py``); causal models accept causal mixers only (one-line ConfigError) and
+  stream through the mixer's ``step``. ``model: {name: frcrn_causal, mixer: {name: gru}}``.
+  No mixer: the released FSMN, unchanged.
 - Loss: -SI-SNR (zero-mean, EPS 1e-6) + cIRM MSE, each of the real and imaginary MSE
   multiplied by n_fft. ``mask_target="released"`` builds the target with a non-sqrt,
   non-periodic Hann window and sets values > 2 to 1 and < -2 to -1 (``loss_complex_mask``);
@@ -36,7 +48,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -45,10 +57,13 @@ from torch import nn
 from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.fsmn import ComplexFSMN, FSMNConfig
+from ostinato.core.mixer import MixerConfig, MixerSlot
 from ostinato.core.registry import register_variant
 
 from ..stft import STFT, StreamingISTFT, StreamingSTFT, STFTShape, resolve_stft
-from .complex_nn import ComplexBatchNorm2d, ComplexConv2d, ComplexConvTranspose2d, ComplexSE, FreqFSMN, TimeFSMN, ccat, cmul
+from .complex_mixer import ComplexMixer
+from .complex_nn import ComplexConv2d, ComplexConvTranspose2d, ComplexSE, FreqFSMN, TimeFSMN, ccat, cmul
+from .complex_norm import ComplexCumulativeNorm2d, complex_norm
 from .losses import si_snr_torch
 
 
@@ -67,9 +82,12 @@ class FRCRNConfig:
     fsmn_hidden: int = 128
     fsmn_lorder: int = 20
     time_fsmn_layers: int = 2  # stacked complex FSMNs along time at the bottleneck
+    # the time-memory slot: a core mixer in place of each real FSMN at the bottleneck (None: the FSMN)
+    mixer: Optional[MixerConfig] = None
     se_reduction: int = 8
     se_pool: Literal["global", "cumulative", "none"] = "global"
     causal: bool = False
+    norm: Literal["batch", "frozen", "cumulative"] = "batch"  # after each conv; see complex_norm.py
     leaky_slope: float = 0.01
     mask_target: Literal["released", "clip"] = "released"
     mask_weight: float = 1.0  # weight of the cIRM MSE next to -SI-SNR
@@ -101,6 +119,13 @@ def _fsmn_factory(cfg: FRCRNConfig, dim: int, n_layers: int):
     return lambda: ComplexFSMN(FSMNConfig(d_model=dim, d_hidden=cfg.fsmn_hidden, lorder=cfg.fsmn_lorder, n_layers=n_layers))
 
 
+def _time_memory_factory(cfg: FRCRNConfig, dim: int):
+    """The bottleneck's memory along time: the released complex FSMN, or the slot's mixer in its place."""
+    if cfg.mixer is None:
+        return _fsmn_factory(cfg, dim, cfg.time_fsmn_layers)
+    return lambda: ComplexMixer(cfg.mixer, dim, cfg.time_fsmn_layers, cfg.causal)
+
+
 def _time_conv(conv: type, cin: int, cout: int, kf: int, cfg: FRCRNConfig) -> nn.Module:
     """A complex (transposed) conv, (kf, time_kernel), striding on frequency; padded in time unless causal."""
     pad_t = 0 if cfg.causal else cfg.time_kernel // 2
@@ -114,42 +139,55 @@ def _with_past(x: torch.Tensor, cache: torch.Tensor | None, k: int) -> torch.Ten
     return torch.cat([cache, x], dim=-1)
 
 
-class EncoderBlock(nn.Module):
-    """Complex conv (stride on frequency only) + complex BN + LeakyReLU; causal: left time pad."""
+class _Block(nn.Module):
+    """Shared by the encoder and decoder blocks: the norm (``model.norm``) and LeakyReLU after the conv."""
 
-    def __init__(self, cin: int, cout: int, kf: int, cfg: FRCRNConfig):
+    def __init__(self, conv: nn.Module, cout: int, cfg: FRCRNConfig):
         super().__init__()
         self.kt, self.causal = cfg.time_kernel, cfg.causal
-        self.conv = _time_conv(ComplexConv2d, cin, cout, kf, cfg)
-        self.bn = ComplexBatchNorm2d(cout)
+        self.conv = conv
+        self.bn = complex_norm(cfg.norm, cout)
         self.act = nn.LeakyReLU(cfg.leaky_slope)
 
-    def forward(self, x: torch.Tensor, cache: torch.Tensor | None = None):
-        """x (B, 2C, F, T) -> (y (B, 2C', F', T'), cache (B, 2C, F, kt-1) or None)."""
-        if self.causal:
-            k = self.kt - 1
-            x = _with_past(x, cache, k)  # (B, 2C, F, kt-1+T)
-            cache = x[..., x.shape[-1] - k :]
-        return self.act(self.bn(self.conv(x))), cache
+    def norm_act(self, y: torch.Tensor, cache) -> tuple[torch.Tensor, object]:
+        """y (B, 2C', F', T) -> (normalised and activated y, the cumulative norm's cache or None)."""
+        if isinstance(self.bn, ComplexCumulativeNorm2d):
+            y, cache = self.bn(y, cache)
+            return self.act(y), cache
+        return self.act(self.bn(y)), None
 
 
-class DecoderBlock(nn.Module):
-    """Complex transposed conv + complex BN + LeakyReLU; causal: frame t from inputs <= t."""
+class EncoderBlock(_Block):
+    """Complex conv (stride on frequency only) + complex norm + LeakyReLU; causal: left time pad."""
 
     def __init__(self, cin: int, cout: int, kf: int, cfg: FRCRNConfig):
-        super().__init__()
-        self.kt, self.causal = cfg.time_kernel, cfg.causal
-        self.conv = _time_conv(ComplexConvTranspose2d, cin, cout, kf, cfg)
-        self.bn = ComplexBatchNorm2d(cout)
-        self.act = nn.LeakyReLU(cfg.leaky_slope)
+        super().__init__(_time_conv(ComplexConv2d, cin, cout, kf, cfg), cout, cfg)
 
-    def forward(self, x: torch.Tensor, cache: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, cache: tuple | None = None):
+        """x (B, 2C, F, T) -> (y (B, 2C', F', T'), cache = (past input (B, 2C, F, kt-1), norm cache) or None)."""
         if not self.causal:
-            return self.act(self.bn(self.conv(x))), None
+            return self.norm_act(self.conv(x), None)[0], None
+        k = self.kt - 1
+        past, norm_cache = (None, None) if cache is None else cache
+        x = _with_past(x, past, k)  # (B, 2C, F, kt-1+T)
+        y, norm_cache = self.norm_act(self.conv(x), norm_cache)
+        return y, (x[..., x.shape[-1] - k :], norm_cache)
+
+
+class DecoderBlock(_Block):
+    """Complex transposed conv + complex norm + LeakyReLU; causal: frame t from inputs <= t."""
+
+    def __init__(self, cin: int, cout: int, kf: int, cfg: FRCRNConfig):
+        super().__init__(_time_conv(ComplexConvTranspose2d, cin, cout, kf, cfg), cout, cfg)
+
+    def forward(self, x: torch.Tensor, cache: tuple | None = None):
+        if not self.causal:
+            return self.norm_act(self.conv(x), None)[0], None
         k, t = self.kt - 1, x.shape[-1]
-        xc = _with_past(x, cache, k)  # (B, 2C, F, kt-1+T)
-        y = self.conv(xc)[..., k : k + t]  # (B, 2C', F', T): out[t] = sum_j W_j x[t-j]
-        return self.act(self.bn(y)), xc[..., xc.shape[-1] - k :]
+        past, norm_cache = (None, None) if cache is None else cache
+        xc = _with_past(x, past, k)  # (B, 2C, F, kt-1+T)
+        y, norm_cache = self.norm_act(self.conv(xc)[..., k : k + t], norm_cache)  # out[t] = sum_j W_j x[t-j]
+        return y, (xc[..., xc.shape[-1] - k :], norm_cache)
 
 
 class UNet(nn.Module):
@@ -162,7 +200,7 @@ class UNet(nn.Module):
         self.encoders = nn.ModuleList(EncoderBlock(1 if i == 0 else c, c, k, cfg) for i, k in enumerate(cfg.enc_freq_kernels))
         self.fsmn_enc = nn.ModuleList(FreqFSMN(_fsmn_factory(cfg, c, 1)) for _ in range(n - 1))  # before encoders 1..n-1
         self.se_enc = nn.ModuleList(ComplexSE(c, cfg.se_reduction, cfg.se_pool) for _ in range(n - 1))  # skips of encoders 0..n-2
-        self.fsmn = TimeFSMN(_fsmn_factory(cfg, c * bins[-1], cfg.time_fsmn_layers))
+        self.fsmn = TimeFSMN(_time_memory_factory(cfg, c * bins[-1]))
         self.decoders = nn.ModuleList(
             DecoderBlock(c if i == 0 else 2 * c, c if i < n - 1 else 1, k, cfg) for i, k in enumerate(dec_kernels)
         )
@@ -282,6 +320,9 @@ class FRCRNStream:
     def __init__(self, model: FRCRN, batch_size: int = 1):
         if not model.cfg.causal:
             raise ConfigError("streaming needs a causal FRCRN (model.causal=true, e.g. frcrn_causal)")
+        mixers = [m for m in model.modules() if isinstance(m, MixerSlot) and not hasattr(m.layer, "step")]
+        if mixers:
+            raise ConfigError(f"streaming needs a mixer with a step mode; model.mixer.name={mixers[0].name!r} has none")
         p = next(model.parameters())
         self.model = model
         self.ana = StreamingSTFT(model.stft, batch_size, p.dtype, p.device)
