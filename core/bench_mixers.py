@@ -6,11 +6,13 @@ Each domain that hosts a mixer slot (``core.mixer``) declares one task in its ``
         return {"task": "recsys/games", "recipe": "recsys/sasrec_games", "quick_recipe": "recsys/test_sasrec",
                 "slot": "model.mixer", "default": "attention", "mixers": ["gru", "lru", ...],
                 "overrides": [...], "metrics": {"NDCG@10 sampled": "test.sampled_ndcg@10", ...},
-                "stream": fn}  # fn(model, cfg) -> seconds per streamed step at batch 1, or None
+                "stream": fn,  # fn(model, cfg) -> seconds per streamed step at batch 1, or None
+                "mixer_overrides": [...]}  # optional: only where the slot is filled, e.g. "model.mixer=null"
 
 A **cell** is one (task, mixer): the task's ``recipe`` trained from scratch by
-:func:`ostinato.core.benchkit.train` with the task's ``overrides``, ``<slot>.name=<mixer>``
-(nothing for the published model's own mixer: that row is labelled with ``default``) and
+:func:`ostinato.core.benchkit.train` with the task's ``overrides``, ``mixer_overrides`` and
+``<slot>.name=<mixer>`` (neither for the published model's own mixer, the recipe as it is: that
+row is labelled with ``default``) and
 ``trainer.max_minutes=<budget>``: the same wall-clock budget (``--budget-min``, 5 by default)
 for every cell on this machine, with the recipe's own thread settings. Validation picks the
 checkpoint; the test split is scored once. Columns: the task's metrics, ``vs default`` (the
@@ -76,10 +78,11 @@ def check_task(task: Any, domain: str) -> dict[str, Any]:
     stream = task.get("stream")
     if stream is not None and not callable(stream):
         raise ConfigError(f"{where}['stream']: expected fn(model, cfg) -> seconds per step, or None")
-    overrides = task.get("overrides", [])
-    if not isinstance(overrides, (list, tuple)) or not all(isinstance(o, str) and "=" in o for o in overrides):
-        raise ConfigError(f"{where}['overrides']: expected a list of 'key=value' strings, got {overrides!r}")
-    return {**task, "domain": domain, "overrides": list(overrides), "stream": stream}
+    lists = {k: task.get(k, []) for k in ("overrides", "mixer_overrides")}
+    for k, v in lists.items():
+        if not isinstance(v, (list, tuple)) or not all(isinstance(o, str) and "=" in o for o in v):
+            raise ConfigError(f"{where}[{k!r}]: expected a list of 'key=value' strings, got {v!r}")
+    return {**task, "domain": domain, **{k: list(v) for k, v in lists.items()}, "stream": stream}
 
 
 def discover(domains: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -162,7 +165,7 @@ def _stream_probe(stream: Callable | None, run: kit.Run) -> dict[str, Any]:
 def cell_overrides(task: dict[str, Any], mixer: str, quick: bool, budget_min: float) -> list[str]:
     ov = list(task["overrides"])
     if mixer != "default":
-        ov.append(f"{task['slot']}.name={mixer}")
+        ov += [*task.get("mixer_overrides", []), f"{task['slot']}.name={mixer}"]
     ov.append(f"trainer.max_minutes={budget_min:g}")
     if quick:
         ov.append(f"trainer.max_steps={QUICK_STEPS}")
@@ -218,7 +221,7 @@ def score(rows: list[dict[str, Any]], headline: str) -> dict[str, Any]:
     for r in ok:
         v = r["metrics"][headline]
         r["best"] = False
-        r["vs_default_pct"] = None if not dflt else 100.0 * sign * (v - dflt) / abs(dflt)
+        r["vs_default_pct"] = None if not dflt else 100.0 * sign * (v - dflt) / abs(dflt) + 0.0  # no -0.0
     if ok:
         max(ok, key=lambda r: sign * r["metrics"][headline])["best"] = True
     others = [r for r in ok if not r["is_default"]]
@@ -247,9 +250,13 @@ def print_task(task: dict[str, Any], rows: list[dict[str, Any]], summary: dict[s
     kit.print_table(rows, columns(task, any(r.get("error") for r in rows)),
                     title=f"{task['task']}: {recipe}, test split; {budget}; * = best {summary['headline']} "
                           f"({summary['better']} is better)")
-    for r in rows:
-        if r.get("stream_note"):
-            print(f"  {r['mixer']}: no stream latency: {r['stream_note']}")
+    notes = {r["stream_note"] for r in rows if r.get("stream_note")}
+    if notes == {"the host cannot stream"}:
+        print(f"  no stream latency: the {task['task']} host cannot stream (its task's stream is None)")
+    else:
+        for r in rows:
+            if r.get("stream_note"):
+                print(f"  {r['mixer']}: no stream latency: {r['stream_note']}")
     if summary["best_other"] is not None and summary["best_other_vs_default_pct"] is not None:
         print(f"  best non-default: {summary['best_other']} ({summary['headline']} {summary['best_other_value']:.4f}, "
               f"{summary['best_other_vs_default_pct']:+.1f}% vs the default {task['default']})")

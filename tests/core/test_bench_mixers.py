@@ -123,6 +123,7 @@ def test_score_marks_the_best_and_the_gap_to_the_default():
     ({**tiny_task(), "metrics": {"m": 3}}, r"\['metrics'\]: expected"),
     ({**tiny_task(), "stream": 3}, r"\['stream'\]: expected fn"),
     ({**tiny_task(), "overrides": ["x"]}, r"\['overrides'\]: expected a list of 'key=value'"),
+    ({**tiny_task(), "mixer_overrides": "model.mixer=null"}, r"\['mixer_overrides'\]: expected a list"),
 ])
 def test_check_task_names_the_bad_key(bad, msg):
     with pytest.raises(ConfigError, match=msg) as e:
@@ -130,3 +131,10 @@ def test_check_task_names_the_bad_key(bad, msg):
     assert str(e.value).startswith("recsys: mixer_task()") and "\n" not in str(e.value)
     ok = bm.check_task({k: v for k, v in tiny_task().items() if k != "overrides"}, "recsys")
     assert ok["overrides"] == [] and ok["domain"] == "recsys"
+
+
+def test_cell_overrides_leave_the_default_as_the_recipe_is():
+    task = bm.check_task(tiny_task(mixer_overrides=["model.mixer=null"]), "recsys")
+    assert bm.cell_overrides(task, "default", False, 5.0) == ["trainer.test_at_end=true", "trainer.max_minutes=5"]
+    assert bm.cell_overrides(task, "lru", True, 0.5) == ["trainer.test_at_end=true", "model.mixer=null", "model.mixer.name=lru",
+                                                         "trainer.max_minutes=0.5", f"trainer.max_steps={bm.QUICK_STEPS}"]
