@@ -1,8 +1,8 @@
 """The ``ostinato`` command.
 
-    ostinato ls [models|recipes|datasets|<listing>] [--domain D] [--pattern P] [--all]
+    ostinato ls [models|recipes|datasets|pretrained|<listing>] [--domain D] [--pattern P] [--all]
     ostinato train RECIPE [--out DIR] [--data-root DIR] [--resume] [--quiet] [--strict-data] [key=value ...]
-    ostinato eval CHECKPOINT_OR_DIR [--split val|test] [--data-root DIR] [--json] [--save-dir DIR] [key=value ...]
+    ostinato eval CHECKPOINT_OR_DIR|pretrained:RECIPE [--split val|test] [--data-root DIR] [--json] [--save-dir DIR] [key=value ...]
     ostinato bench DOMAIN [--quick] [--json] [--out FILE]
     ostinato bench mixers [--quick] [--domain D] [--mixers A,B] [--budget-min M] [--json] [--out FILE]
     ostinato data where|verify|download [DATASET] [--data-root DIR]
@@ -50,6 +50,13 @@ def _ls_models_static(args) -> bool:
 def cmd_ls(args) -> int:
     if args.what == "models" and _ls_models_static(args):
         return 0
+    if args.what == "pretrained":  # from the shipped JSON documents alone (ostinato.core.pretrained)
+        from .pretrained import HEADER, rows
+
+        found = rows(args.domain, args.pattern)
+        print(f"pretrained ({len(found)}): load with create_model(NAME, pretrained=True) or `ostinato eval pretrained:RECIPE`")
+        _print_table(found, HEADER)
+        return 0
     from .domain import load_domains
     from .recipe import list_recipes
     from .domain import broken_domains
@@ -60,7 +67,7 @@ def cmd_ls(args) -> int:
     for name, reason in broken_domains().items():
         print(f"ostinato: warning: the {name} domain failed to import: {reason}", file=sys.stderr)
     listings = {k for d in doms.values() for k in d.listings}
-    valid = ["models", "recipes", "datasets", *sorted(listings)]
+    valid = ["models", "recipes", "datasets", "pretrained", *sorted(listings)]
     if what is not None and what not in valid:
         raise ConfigError(f"ls {what!r}: expected one of {', '.join(valid)}")
     if args.domain and args.domain not in doms and args.domain != "core":
@@ -257,7 +264,7 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     sub.required = True
 
     q = sub.add_parser("ls", help="list models, recipes, datasets (and domain listings such as envs)")
-    q.add_argument("what", nargs="?", help="models | recipes | datasets | envs ...")
+    q.add_argument("what", nargs="?", help="models | recipes | datasets | pretrained | envs ...")
     q.add_argument("--domain")
     q.add_argument("--pattern")
     q.add_argument("--all", action="store_true", help="also list the tiny test_* model variants the tests use")
@@ -275,7 +282,8 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_train)
 
     q = sub.add_parser("eval", help="evaluate a trained run")
-    q.add_argument("checkpoint", help="a run directory or a .pt checkpoint")
+    q.add_argument("checkpoint", help="a run directory, a .pt checkpoint, pretrained:<domain>/<name> (shipped "
+                   "weights, see `ostinato ls pretrained`), a save_pretrained folder or hf:<owner>/<repo>")
     q.add_argument("--split", choices=["val", "test"], default="test")
     q.add_argument("--data-root")
     q.add_argument("--json", action="store_true", help="print one JSON object as the last line")

@@ -148,10 +148,33 @@ def make_config(entry: Entry, overrides: dict[str, Any] | None = None, where: st
     return from_dict(entry.config, overrides or {}, where=where or entry.kind, name_ranges=ranges)
 
 
-def create_model(name: str, **overrides: Any):
-    """Build a registered model; keyword overrides are fields of its config dataclass."""
+def create_model(name: str, pretrained: Any = False, **overrides: Any):
+    """Build a registered model; keyword overrides are fields of its config dataclass.
+
+    ``pretrained=True`` loads the shipped weights of model ``name`` (or of the recipe ``name``,
+    ``create_model("timeseries/dlinear_etth1", pretrained=True)``); a string picks the source:
+    a recipe, a folder in the Hub layout or ``hf:<owner>/<repo>`` (:mod:`ostinato.core.pretrained`).
+    The weights fix the config, so no overrides then; the model comes back in eval mode."""
+    if pretrained is not False and pretrained is not None:
+        if overrides:
+            raise ConfigError(f"create_model({name!r}, pretrained=...): the weights fix the config; "
+                              f"drop the overrides ({', '.join(sorted(overrides))})")
+        from .pretrained import for_model
+
+        return model_from_state(for_model(name, pretrained))
     entry = get_model(name)
     return entry.builder(make_config(entry, overrides, where=f"model {name}"))
+
+
+def model_from_state(state: dict[str, Any]):
+    """The model of a checkpoint-like dict (``config`` with the model's section, ``model`` state
+    dict), weights loaded, in eval mode."""
+    section = dict(state["config"].get("model") or {})
+    name = str(section.pop("name", ""))
+    entry = get_model(name)
+    model = entry.builder(make_config(entry, section, where="model"))
+    model.load_state_dict(state["model"])
+    return model.eval()
 
 
 def is_test_variant(name: str) -> bool:

@@ -19,6 +19,7 @@ from .device import autocast as _autocast, seed_everything, select_device, to_de
 from .domain import get_domain
 from .errors import ConfigError
 from .fit import fit  # noqa: F401 (the loop, re-exported)
+from .pretrained import is_source, load_state
 from .recipe import RunConfig, resolve
 
 
@@ -69,7 +70,9 @@ def load_run(
     verb: str = "",
     expect_model: tuple[Callable[[dict], bool], str] | None = None,
 ) -> tuple[torch.nn.Module, RunConfig, DataBundle | None]:
-    """Load a trained run (a run directory or a .pt file): (model in eval mode, config, data).
+    """Load a trained run (a run directory or a .pt file) or a source of weights
+    (``pretrained:<domain>/<name>``, a Hub-layout folder, ``hf:<owner>/<repo>``; see
+    :mod:`ostinato.core.pretrained`): (model in eval mode, config, data).
 
     The model is built from the checkpoint's saved config alone (the data-derived fields were
     merged into it before it was saved).
@@ -86,7 +89,7 @@ def load_run(
     expects)``: a run of another domain or model is a one-line ConfigError before anything is
     built (see :func:`check_run`).
     """
-    state = ckpt.load(find_checkpoint(path), map_location=device)
+    state = load_state(path, device) if is_source(path) else ckpt.load(find_checkpoint(path), map_location=device)
     if "config" not in state or not isinstance(state["config"], dict):
         raise ConfigError(f"{path}: not an ostinato checkpoint (no config inside); expected a run directory "
                           "or .pt written by `ostinato train`")
