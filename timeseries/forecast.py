@@ -44,6 +44,9 @@ def _future_dates(dates: pd.Series, n: int) -> pd.DatetimeIndex:
 def prepare_input(model, cfg, data, df: pd.DataFrame, csv: Path) -> tuple[dict, dict]:
     """-> (batch with x (1, L, C) [+ x_base, y_base], scaling dict with loc/scale (C_out,))."""
     meta = data.inference  # columns, scaler, freq, period (saved in the checkpoint)
+    if meta.get("inputs", "targets") != "targets":
+        raise ConfigError(f"this run reads data.inputs={meta['inputs']} (covariates, no targets); "
+                          "`ostinato forecast` feeds a CSV of the targets' own history: retrain with data.inputs=targets")
     cols = list(meta.get("columns", []))
     missing = [c for c in cols if c not in df.columns]
     if missing:

@@ -12,6 +12,28 @@ MinMax scaling to (1e-5, 1) per country and target on the training rows, window 
 Holt-Winters per column (period 7 here: daily data with a weekly reporting cycle).
 One model is trained on the windows of all countries (the original trained per country);
 each item carries its country index. MASE uses the lag-1 in-sample scale (``mase_lag``).
+
+Input layout (``inputs``):
+
+- ``"targets"`` (default): the model reads the targets' own history, de-levelled by their
+  Holt-Winters level and season, and forecasts the next ``pred_len`` days.
+- ``"lagged_covariates"``: the official code's layout (``preprocess.reindex`` and
+  ``lstm.split`` in ``zulucomputer/MES_LSTM``): the inputs are the *other* columns only
+  (``covariates``), each de-levelled by its own Holt-Winters, and the targets lie ``lag`` (30)
+  days further on: a window of covariate days ``[t-L+1, t]`` forecasts the targets of days
+  ``t+lag+1 .. t+lag+H``. The targets never enter the input.
+
+Differences from the official code, in both layouts: MinMax and Holt-Winters are fitted on the
+training rows only (the original fits MinMax on all rows, test included, and again on the
+30-day-shifted frame, and fits Holt-Winters on all rows); the target's baseline added back to the
+output is its level and season projected from the window's last input day (the original adds the
+target's in-sample level and season of day ``t+1``, one day after the last input, computed from
+that day's value); the split (85/5/10) is by target day, so both layouts forecast the same test
+days. With ``lagged_covariates`` the covariates are JHU files (``recovered`` by default): the
+original used every OWID column kept after dropping smoothed, new and per-capita columns and
+those with 40 % or more missing values (tests, hospitalisations, stringency, population ...),
+which the JHU files do not have. JHU stopped reporting recoveries in August 2021, so from then
+on the ``recovered`` series of most countries is zero.
 """
 from __future__ import annotations
 
@@ -111,72 +133,108 @@ class CovidConfig:
     mase_lag: int = 1
     batch_size: int = 32
     eval_batch_size: int = 256
+    inputs: Literal["targets", "lagged_covariates"] = "targets"  # the input layout (module doc)
+    covariates: list[str] = field(default_factory=lambda: ["recovered"])  # inputs=lagged_covariates: JHU files fed as inputs
+    lag: int = 30  # inputs=lagged_covariates: days from the last input day to the day before the first target
 
 
-@register_dataset("covid_jhu", config=CovidConfig)
-def covid_jhu(cfg: CovidConfig, data_root=None) -> DataBundle:
-    """JHU COVID-19 wide CSVs (M/D/YY or M/D/YYYY headers), per-country windows, 85/5/10 split."""
+def _check(cfg: CovidConfig) -> None:
     check_window(cfg.seq_len, cfg.pred_len)
     if abs(sum(cfg.split) - 1.0) > 1e-6 or min(cfg.split) <= 0:
         raise ConfigError(f"data.split={list(cfg.split)}: expected three positive shares summing to 1")
     if not cfg.targets or not cfg.countries:
         raise ConfigError("data.targets and data.countries must not be empty")
+    if cfg.inputs == "lagged_covariates":
+        if not cfg.covariates or set(cfg.covariates) & set(cfg.targets):
+            raise ConfigError(f"data.covariates={cfg.covariates}: expected JHU files other than the targets {cfg.targets} "
+                              "(data.inputs=lagged_covariates feeds no target)")
+        if cfg.lag < 0:
+            raise ConfigError(f"data.lag={cfg.lag}: expected >= 0 days")
+
+
+def _read(cfg: CovidConfig, names: list[str], data_root) -> tuple[list, pd.DatetimeIndex]:
+    """[(path, dates x countries frame)] per JHU file name, and their common dates."""
     frames = []
-    for t in cfg.targets:
+    for t in names:
         p = locate(f"{cfg.root}/time_series_covid19_{t}_global.csv", data_root,
                    hint="place the JHU CSSE global time-series CSVs under <data-root>/timeseries/covid19_jhu/")
         frames.append((p, read_jhu(p)))
     dates = frames[0][1].index
     for _, f in frames[1:]:
         dates = dates.intersection(f.index)
-    n = len(dates)
+    return frames, dates
+
+
+def _minmax(frames: list, dates, country: str, n_tr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One country's columns: raw (n, C), scaled to (1e-5, 1) on the training rows, loc (C,), scale (C,)."""
+    cols = []
+    for p, f in frames:
+        if country not in f.columns:
+            raise DataError(f"{p}: no country {country!r} in 'Country/Region'")
+        cols.append(f.loc[dates, country].to_numpy(np.float64))
+    raw = pd.DataFrame(np.stack(cols, axis=1)).ffill().fillna(0.0).to_numpy()  # (n, C); missing reports: the last count
+    lo, hi = raw[:n_tr].min(0), raw[:n_tr].max(0)
+    sc = np.where(hi > lo, (hi - lo) / (1 - MINMAX_LO), 1.0)
+    loc = lo - MINMAX_LO * sc
+    return raw, (raw - loc) / sc, loc, sc
+
+
+def _baselines(cfg: CovidConfig, ys: list[np.ndarray], n_tr: int, horizon: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Holt-Winters per country and column (``ys``: (n, C) per country), fitted on the training rows:
+    per country the in-sample baseline (n, C) and the projections (n, horizon, C)."""
+    C = ys[0].shape[1]
+    parts = hw_baselines_many([d[:, c] for d in ys for c in range(C)], [n_tr] * (len(ys) * C), cfg.hw_period, horizon, cfg.hw_init)
+    out = []
+    for i in range(len(ys)):
+        mine = parts[i * C : (i + 1) * C]
+        out.append((np.stack([b for b, _ in mine], axis=1), np.stack([f for _, f in mine], axis=2)))
+    return out
+
+
+@register_dataset("covid_jhu", config=CovidConfig)
+def covid_jhu(cfg: CovidConfig, data_root=None) -> DataBundle:
+    """JHU COVID-19 wide CSVs (M/D/YY or M/D/YYYY headers), per-country windows, 85/5/10 split."""
+    _check(cfg)
+    lagged = cfg.inputs == "lagged_covariates"
+    frames, dates = _read(cfg, list(cfg.targets) + (list(cfg.covariates) if lagged else []), data_root)
+    n, T = len(dates), len(cfg.targets)
     n_tr, n_va = int(n * cfg.split[0]), int(n * cfg.split[1])
-    L, H = cfg.seq_len, cfg.pred_len
-    if n_tr < L + H or n_va < 1 or n - n_tr - n_va < H:
-        raise DataError(f"{frames[0][0]}: {n} common dates are too few for seq_len={L}, pred_len={H} and split {list(cfg.split)}")
-    scaled, raws, locs, scales = [], [], [], []
-    for country in cfg.countries:
-        cols = []
-        for p, f in frames:
-            if country not in f.columns:
-                raise DataError(f"{p}: no country {country!r} in 'Country/Region'")
-            cols.append(f.loc[dates, country].to_numpy(np.float64))
-        raw = np.stack(cols, axis=1)  # (n, C)
-        raw = pd.DataFrame(raw).ffill().fillna(0.0).to_numpy()  # missing reports: carry the last count
-        lo, hi = raw[:n_tr].min(0), raw[:n_tr].max(0)
-        sc = np.where(hi > lo, (hi - lo) / (1 - MINMAX_LO), 1.0)
-        loc = lo - MINMAX_LO * sc
-        raws.append(raw)
-        scaled.append((raw - loc) / sc)  # (n, C)
-        locs.append(loc)
-        scales.append(sc)
-    C = scaled[0].shape[1]
-    if cfg.holt_winters:  # one Holt-Winters per country and column, fitted on the training rows
-        parts = hw_baselines_many([d[:, c] for d in scaled for c in range(C)], [n_tr] * (len(scaled) * C), cfg.hw_period, H, cfg.hw_init)
+    L, H, off = cfg.seq_len, cfg.pred_len, cfg.lag if lagged else 0
+    if n_tr - off < L + H or n_va < 1 or n - n_tr - n_va < H:
+        raise DataError(f"{frames[0][0]}: {n} common dates are too few for seq_len={L}, pred_len={H}"
+                        f"{f', lag={off}' if lagged else ''} and split {list(cfg.split)}")
+    cols = [_minmax(frames, dates, c, n_tr) for c in cfg.countries]  # (raw, scaled, loc, scale), targets first
+    ys = [c[1][:, :T] for c in cols]  # (n, T) scaled targets per country
+    xs = [c[1][:, T:] for c in cols] if lagged else ys  # (n, C_in) the input columns
+    if cfg.holt_winters:
+        y_hw = _baselines(cfg, ys, n_tr, off + H)  # the targets' projections from each day, lag+1 .. lag+H days on
+        x_hw = _baselines(cfg, xs, n_tr, 1) if lagged else y_hw  # the inputs' in-sample level + season
     splits = {"train": [], "val": [], "test": []}
-    marks = np.zeros((n, 0), np.float32)
-    for ci, (data, raw) in enumerate(zip(scaled, raws)):
+    marks = np.zeros((n - off, 0), np.float32)
+    bounds = ((0, n_tr - off), (n_tr - off - L, n_tr + n_va - off), (n_tr + n_va - off - L, n - off))  # rows r: target day r + off
+    for ci, (raw, *_) in enumerate(cols):
         base = base_fc = None
         if cfg.holt_winters:
-            mine = parts[ci * C : (ci + 1) * C]
-            base = np.stack([b for b, _ in mine], axis=1)  # (n, C)
-            base_fc = np.stack([f for _, f in mine], axis=2)  # (n, H, C)
-        mase = np.array([M.mase_scale(raw[:n_tr, c], cfg.mase_lag) for c in range(C)])  # (C,)
-        for split, (lo_r, hi_r) in zip(("train", "val", "test"), ((0, n_tr), (n_tr - L, n_tr + n_va), (n_tr + n_va - L, n))):
+            base, base_fc = x_hw[ci][0][: n - off], y_hw[ci][1][: n - off, off:]  # (n-off, C_in), (n-off, H, T)
+        mase = np.array([M.mase_scale(raw[:n_tr, c], cfg.mase_lag) for c in range(T)])  # (T,)
+        for split, (lo_r, hi_r) in zip(("train", "val", "test"), bounds):
             sl = slice(lo_r, hi_r)
             splits[split].append(ForecastWindows(
-                data[sl], data[sl], marks[sl], L, H,
+                xs[ci][: n - off][sl], ys[ci][off:][sl], marks[sl], L, H,
                 base=None if base is None else base[sl], base_fc=None if base_fc is None else base_fc[sl],
                 series=ci, row0=lo_r, extra={"mase_scale": mase},
             ))
     import torch
 
     cat = {k: torch.utils.data.ConcatDataset(v) for k, v in splits.items()}
+    meta = {"task": "forecast", "protocol": "series", "loc": np.stack([c[2][:T] for c in cols]),
+            "scale": np.stack([c[3][:T] for c in cols]), "ids": list(cfg.countries), "columns": list(cfg.targets),
+            "period": cfg.hw_period, "scaling": "minmax", "dates": [str(dates[0].date()), str(dates[-1].date())]}
+    if lagged:
+        meta.update(inputs=cfg.inputs, covariates=list(cfg.covariates), lag=off)
     return with_inference(DataBundle(
         train=cat["train"], val=cat["val"], test=cat["test"],
         batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, shuffle=True,
-        model_kwargs={"n_vars": len(cfg.targets), "seq_len": L, "pred_len": H, "out_vars": len(cfg.targets)},
-        meta={"task": "forecast", "protocol": "series", "loc": np.stack(locs), "scale": np.stack(scales),
-              "ids": list(cfg.countries), "columns": list(cfg.targets), "period": cfg.hw_period, "scaling": "minmax",
-              "dates": [str(dates[0].date()), str(dates[-1].date())]},
+        model_kwargs={"n_vars": xs[0].shape[1], "seq_len": L, "pred_len": H, "out_vars": T},
+        meta=meta,
     ))

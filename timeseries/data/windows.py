@@ -232,8 +232,8 @@ def concat_windows(parts: Sequence[torch.utils.data.Dataset]) -> torch.utils.dat
 
 # what the verbs read without the data (DataBundle.inference): the task, the columns and the
 # scaling `ostinato forecast` applies to a new CSV, the calendar frequency of x_mark, the
-# Holt-Winters period, the class names of a classifier
-INFERENCE_KEYS = ("task", "protocol", "columns", "n_out", "in_mean", "in_std", "freq", "period", "scaling", "classes")
+# Holt-Winters period, the class names of a classifier, an input layout other than the targets' own
+INFERENCE_KEYS = ("task", "protocol", "columns", "n_out", "in_mean", "in_std", "freq", "period", "scaling", "classes", "inputs")
 
 
 def with_inference(bundle: "DataBundle") -> "DataBundle":

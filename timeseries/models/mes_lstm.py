@@ -5,8 +5,13 @@ following the official TensorFlow code.
 - **ES part**: Holt-Winters with additive trend and additive season, fitted per series and
   column with statsmodels *offline* (in the data loader, ``data.holt_winters=true``; see
   :mod:`ostinato.timeseries.data.holt_winters`). The batch carries ``x_base`` (level +
-  season at each input step) and ``y_base`` (level + season projected from the window's
-  last step to each target step).
+  season at each input step of the last ``x_base.shape[-1]`` input columns, subtracted from
+  them) and ``y_base`` (the targets' level + season projected from the window's last step
+  to each target step).
+- **Inputs**: by default the targets' own de-levelled history (the target columns last).
+  The official code instead feeds 30-day-lagged covariates and no target at all; the JHU
+  loader offers that layout as ``data.inputs=lagged_covariates`` (its differences from the
+  original are listed in :mod:`ostinato.timeseries.data.covid`).
 - **LSTM part**: the input with the target columns de-levelled and deseasonalised
   (``x - x_base``) goes through an LSTM(50) with ReLU activations (Keras
   ``LSTM(50, activation="relu")``: candidate and cell-output activation ReLU, sigmoid
@@ -254,7 +259,11 @@ class MESLSTM(nn.Module):
         if self.cfg.holt_winters:
             if "x_base" not in batch:
                 raise ConfigError("MES-LSTM with model.holt_winters=true needs Holt-Winters baselines: set data.holt_winters=true")
-            resid = torch.cat([x[..., : -self.c_out], x[..., -self.c_out :] - batch["x_base"]], dim=-1)  # (B, L, C_in)
+            nb = batch["x_base"].shape[-1]  # the de-levelled input columns, last: the targets (or every covariate)
+            if self.cfg.feed_scaled and nb != self.c_out:
+                raise ConfigError("model.feed_scaled feeds the scaled targets, and these inputs hold none "
+                                  "(data.inputs=lagged_covariates); drop model.feed_scaled")
+            resid = torch.cat([x[..., : x.shape[-1] - nb], x[..., -nb:] - batch["x_base"]], dim=-1)  # (B, L, C_in)
             x = torch.cat([resid, x[..., -self.c_out :]], dim=-1) if self.cfg.feed_scaled else resid  # (B, L, C_in [+ C_out])
             base = batch["y_base"]  # (B, H, C_out)
         return x, base
