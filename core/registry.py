@@ -161,7 +161,15 @@ def create_model(name: str, pretrained: Any = False, **overrides: Any):
                               f"drop the overrides ({', '.join(sorted(overrides))})")
         from .pretrained import for_model
 
-        return model_from_state(for_model(name, pretrained))
+        try:
+            return model_from_state(for_model(name, pretrained))
+        except ConfigError as e:
+            _load()
+            own = name in _REGISTRIES["model"] and "pretrained" in {f.name for f in dataclasses.fields(get_model(name).config)}
+            if not own:
+                raise
+            raise ConfigError(f"{e}. (The config field `pretrained` of {name}, its encoder's own weights, is set "
+                              "with model.pretrained=true in a recipe, or make_config + the builder)") from None
     entry = get_model(name)
     return entry.builder(make_config(entry, overrides, where=f"model {name}"))
 
