@@ -23,6 +23,11 @@ whole network, so the per-call overhead of ~2,000 small ops dominates at 20 ms).
 
 Goals (issue 7): PESQ +0.3 and SI-SDR +5 dB over the noisy input on the held-out pairs;
 streaming RTF <= 0.3 for the causal model on one thread (judged at 100 ms chunks).
+
+``mixer_task()`` (for ``ostinato bench mixers``): the same quality recipe and settings with a
+core mixer in the causal FRCRN's time-memory slot (``model.mixer``, in place of each real FSMN
+of the bottleneck's complex FSMN); metrics: the PESQ and SI-SDR gains over the noisy input on
+the held-out pairs; ``stream_latency``: seconds per streamed 20 ms frame at batch 1.
 """
 from __future__ import annotations
 
@@ -85,6 +90,59 @@ def speed_row(name: str, model, seconds: float, repeats: int) -> dict:
         fields["rtf_stream_20ms"] = _rtf_stream(model, seconds, 0.02)
         fields["rtf_stream_100ms"] = _rtf_stream(model, seconds, 0.1)
     return kit.row("speed", name, **fields)
+
+
+def stream_latency(model, cfg=None, frames: int = 100) -> float | None:
+    """Seconds per streamed frame at batch 1: ``FRCRNStream`` fed one hop per push (one frame
+    through the whole network per call), the best of the calls after a warm-up; None if not causal."""
+    if not model.cfg.causal:
+        return None
+    model.eval()
+    p = next(model.parameters())
+    hop = model.stft.shape.hop_length
+    x = torch.randn(1, (frames + 10) * hop, dtype=p.dtype, device=p.device) * 0.1
+    s, times = model.stream(1), []
+    for i in range(frames + 10):
+        if p.device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        s.push(x[:, i * hop : (i + 1) * hop])
+        if p.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return float(sorted(times[10:])[len(times[10:]) // 2])  # the median after 10 warm-up frames
+
+
+def _slot_mixers(d_model: int) -> list[str]:
+    """The causal core mixers that build, with their default settings, at the benched width."""
+    from ostinato.core.errors import ConfigError
+    from ostinato.core.mixer import MixerConfig, build_mixer, is_causal, mixer_entries
+
+    ok = []
+    for name, e in sorted(mixer_entries().items()):
+        if not is_causal(e, e.config()):
+            continue
+        try:
+            build_mixer(MixerConfig.parse({"name": name}, "model.mixer"), d_model, causal=True)
+        except ConfigError:  # e.g. ssd: expand * d_model must split into heads of its default headdim
+            continue
+        ok.append(name)
+    return ok
+
+
+def mixer_task() -> dict:
+    """The audio row of ``ostinato bench mixers``: the bench's quality recipe with each causal mixer in the slot."""
+    return {
+        "task": "audio/vb-remix3",
+        "recipe": RECIPE,
+        "quick_recipe": "audio/test_frcrn_causal",
+        "slot": "model.mixer",
+        "default": "complex_fsmn",
+        "mixers": _slot_mixers(16),  # 16 channels x 1 bottleneck bin (BENCH_OVERRIDES)
+        "overrides": BENCH_OVERRIDES + ["trainer.max_epochs=100000"],
+        "metrics": {"PESQ gain": "test.pesq_delta", "SI-SDR gain (dB)": "test.si_sdr_delta"},
+        "stream": stream_latency,
+    }
 
 
 def train_and_test(quick: bool) -> dict:
