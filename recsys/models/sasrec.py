@@ -36,7 +36,10 @@ recurrent state (RecBole right-pads). With the input options ``pos_emb``, ``emb_
 ``emb_norm`` (LN after the embedding dropout), ``final_norm`` and ``item_bias`` (a learned score
 bias per item) this gives Mamba4Rec, LRURec and a GRU4Rec-style model (recipes
 ``recsys/{mamba4rec,lrurec,gru4rec}_*``; block layouts in docs/recsys.md "Mixer slots"). The
-mixer's own parameters keep the mixer's init. No mixer: the published SASRec, unchanged.
+mixer's own parameters keep the mixer's init. No mixer: the published SASRec, unchanged. Packed
+batches run the mixer on rows bucketed by length (same outputs, less padding work). Streaming:
+with a mixer and ``pos_emb=False``, ``init_stream`` / ``stream_step`` score the next item after
+each new one with the mixers' ``step`` (equal to the full forward while the history fits in maxlen).
 
 Deviations of pmixer's port that are *not* options because they change nothing here:
 positions 1..L with a zero row for padding (pmixer) versus 0..L-1 (TF) index the same
@@ -183,12 +186,38 @@ class Tokens:
         return self._rows
 
     def mix(self, x: torch.Tensor, mixer: nn.Module) -> torch.Tensor:
-        """x (T, D) -> the mixer over each row's tokens in order: (T, D) (zero at leading padding)."""
-        r, p, ok, Lr = self.rows()
-        B, D = self.seq.shape[0], x.shape[1]
-        grid = x.new_zeros(B, Lr, D).index_put((r[ok], p[ok]), x[ok])  # (B, Lr, D)
-        y, _ = mixer(grid)  # (B, Lr, D)
-        return y[r, p] * ok[:, None].to(y.dtype)  # (T, D)
+        """x (T, D) -> the mixer over each row's tokens in order: (T, D) (zero at leading padding).
+
+        Padded: one (B, Lr, D) grid, the reference. Packed: rows bucketed by length (1, 2, 3-4,
+        5-8, ...), each bucket a grid cut to its longest row; a causal mixer never looks past a
+        row's last item, so the outputs are the same and the trailing-padding work is skipped."""
+        if self.inv is None:
+            r, p, ok, Lr = self.rows()
+            grid = x.new_zeros(self.seq.shape[0], Lr, x.shape[1]).index_put((r[ok], p[ok]), x[ok])  # (B, Lr, D)
+            y, _ = mixer(grid)  # (B, Lr, D)
+            return y[r, p] * ok[:, None].to(y.dtype)  # (T, D)
+        outs = []
+        for sel, lr, p, shape in self.buckets():
+            y, _ = mixer(x.new_zeros(*shape, x.shape[1]).index_put((lr, p), x[sel]))  # (n_b, L_b, D)
+            outs.append(y[lr, p])  # (T_b, D)
+        return torch.cat(outs)[self._bucket_inv]  # (T, D)
+
+    def buckets(self) -> list:
+        """Packed tokens by row-length bucket: (token ids, row in bucket, place, grid shape) each."""
+        if getattr(self, "_buckets", None) is None:
+            r, p, _, _ = self.rows()  # packed: every token is a real item (ok everywhere)
+            span = torch.bincount(r, minlength=self.seq.shape[0])  # (B,) items per row
+            level = torch.ceil(torch.log2(span.clamp(min=1).double())).long()  # (B,) 1 -> 0, 2 -> 1, 3-4 -> 2, ...
+            self._buckets, order = [], []
+            for lv in level[span > 0].unique().tolist():
+                rows_b = ((level == lv) & (span > 0)).nonzero().squeeze(1)  # (n_b,)
+                local = torch.full_like(span, -1).index_put((rows_b,), torch.arange(len(rows_b), device=span.device))
+                sel = (local[r] >= 0).nonzero().squeeze(1)  # (T_b,) tokens of this bucket
+                self._buckets.append((sel, local[r[sel]], p[sel], (len(rows_b), int(span[rows_b].max()))))
+                order.append(sel)
+            flat = torch.cat(order) if order else r.new_zeros(0)
+            self._bucket_inv = torch.empty_like(flat).index_put((flat,), torch.arange(len(flat), device=flat.device))
+        return self._buckets
 
     @staticmethod
     def _heads(qkv: torch.Tensor, mask: torch.Tensor, H: int, p: float, training: bool) -> torch.Tensor:
@@ -298,6 +327,29 @@ class MixerBlock(nn.Module):
             if self.ffn is not None:
                 x = norm(self.ffn_norm, x + self.ffn(x))
         return x * tok.keep  # (T, D), timeline mask reapplied
+
+    def step(self, x: torch.Tensor, state) -> tuple[torch.Tensor, object]:
+        """One new item per row: x (B, D) -> (B, D), with the mixer's ``step`` (eval mode; ``forward``'s maths)."""
+        norm = (lambda m, v: m(v) if m is not None else v)
+        mix = lambda v: self.mixer.step(v, state)  # noqa: E731
+        if self.layout == "sasrec":
+            q = norm(self.mixer_norm, x)
+            y, state = mix(q)
+            x = q + y
+            if self.ffn is not None:
+                h = norm(self.ffn_norm, x)
+                x = h + self.ffn(h)
+        elif self.layout == "pre":
+            y, state = mix(norm(self.mixer_norm, x))
+            x = x + y
+            if self.ffn is not None:
+                x = x + self.ffn(norm(self.ffn_norm, x))
+        else:  # post
+            y, state = mix(x)
+            x = norm(self.mixer_norm, x + y if self.residual else y)
+            if self.ffn is not None:
+                x = norm(self.ffn_norm, x + self.ffn(x))
+        return x, state
 
 
 # ----------------------------------------------------------------------------- model
@@ -475,6 +527,41 @@ class SASRec(nn.Module):
             s = s + self.item_bias
         s[:, 0] = float("-inf")
         return s
+
+    # -- streaming ----------------------------------------------------------------------
+
+    def can_stream(self) -> bool:
+        """Step-by-step scoring needs a mixer in the slot and no positional embedding (SASRec's
+        positions count from the window's end, so every new item would move all earlier ones)."""
+        return self.cfg.mixer is not None and self.pos_emb is None
+
+    def init_stream(self, batch_size: int, device=None) -> list:
+        """The per-block mixer states before a user's first item."""
+        if not self.can_stream():
+            raise ConfigError("streaming needs model.mixer set and model.pos_emb=false (attention and positions "
+                              "are recomputed over the window instead)")
+        dtype = self.item_emb.weight.dtype
+        return [blk.mixer.init_state(batch_size, device=device, dtype=dtype) for blk in self.blocks]
+
+    @torch.no_grad()
+    def stream_step(self, items: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
+        """items (B,) the newest item of each row (ids >= 1), state from ``init_stream`` ->
+        (scores of every item for the next one (B, n_items + 1), column 0 = -inf; new state).
+        Eval mode; equals ``score_all`` on the whole history while it fits in ``maxlen``."""
+        x = self.item_emb(items)  # (B, D)
+        x = x * math.sqrt(self.cfg.d_model) if self.cfg.emb_scale else x
+        if self.emb_norm is not None:
+            x = self.emb_norm(x)
+        new = []
+        for blk, st in zip(self.blocks, state):
+            x, st = blk.step(x, st)
+            new.append(st)
+        f = self.final_norm(x) if self.final_norm is not None else x  # (B, D)
+        s = f @ self.item_emb.weight.T  # (B, n_items + 1)
+        if self.item_bias is not None:
+            s = s + self.item_bias
+        s[:, 0] = float("-inf")
+        return s, new
 
     # -- training -----------------------------------------------------------------------
 

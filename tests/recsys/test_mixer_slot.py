@@ -158,3 +158,35 @@ def test_cli_mixer_override(cli, tmp_path):
     assert saved["model"]["mixer"]["name"] == "lru" and saved["model"]["mixer"]["d_state"] == 4
     r = cli("train", "recsys/test_sasrec", "model.mixer.name=nope", "trainer.max_steps=2", "--out", str(tmp_path / "bad"))
     assert r.returncode == 2 and "valid names:" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def _stream_host(name: str, **kw):
+    return create_model("test_sasrec", n_blocks=2, mixer={"name": name, **SMALL.get(name, {})}, pos_emb=False, **kw).eval()
+
+
+@pytest.mark.parametrize("layout", [{"post_ln": True, "ffn": "gelu", "d_ff": 32, "final_norm": False, "item_bias": True,
+                                     "emb_norm": True}, {}])
+def test_streaming_equals_the_full_forward_for_every_causal_mixer(layout):
+    """stream_step item by item gives the full forward's scores at every position (1e-5), for every
+    causal mixer; the packed (length-bucketed) forward equals the padded one."""
+    names = sorted(n for n, e in mixer_entries().items() if is_causal(e, e.config()))
+    seq = _batch(3)["seq"]  # (4, 8): rows 0 and 1 left-padded (3 items, 1 item), rows 2 and 3 full
+    for name in names:
+        torch.manual_seed(0)
+        m = _stream_host(name, **layout)
+        with torch.no_grad():
+            F = m(seq, packed=False)  # (4, 8, D)
+            torch.testing.assert_close(m(seq, packed=True)[seq != 0], F[seq != 0], atol=1e-5, rtol=1e-5, msg=name)
+            ref = F @ m.item_emb.weight.T + (m.item_bias if m.item_bias is not None else 0.0)  # (4, 8, n_items + 1)
+        for rows, start in ((slice(2, 4), 0), (slice(0, 1), 5), (slice(1, 2), 7)):
+            state = m.init_stream(rows.stop - rows.start)
+            for t in range(start, 8):
+                s, state = m.stream_step(seq[rows, t], state)
+                torch.testing.assert_close(s[:, 1:], ref[rows, t, 1:], atol=1e-5, rtol=1e-5, msg=f"{name} at t={t}")
+
+
+def test_streaming_needs_a_mixer_and_no_positions():
+    with pytest.raises(ConfigError, match="streaming needs model.mixer"):
+        create_model("test_sasrec").init_stream(1)
+    with pytest.raises(ConfigError, match="pos_emb=false"):
+        create_model("test_sasrec", mixer={"name": "lru", "d_state": 8}).init_stream(1)
