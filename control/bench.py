@@ -7,7 +7,8 @@ test seeds ``4242424242 + i`` (``success_once``, receding-horizon execution):
 - ``muvla``      memory tokens (cue task m=8, RememberColor3 m=16), TBPTT K=12 (the muVLA
   mechanism, CPU-sized backbone);
 - ``memoryless`` the same network with m=0 (expected near chance, 1/3, on these tasks);
-- ``lstm``       the same network with a core-LSTM state token instead of memory tokens.
+- ``lstm``       the same network with the memory slot holding a core LSTM (``model.mixer.name=lstm``: one state
+  token and the LSTM's carried state instead of memory tokens).
 
 Tasks: the pure-gymnasium cue task with colours at fixed places (always; ``--quick`` runs
 only this one, with fewer steps), the cue task with colours shuffled every episode (full
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from ostinato.core import benchkit as kit
 
@@ -138,3 +140,54 @@ def run(quick: bool = False, out: str | Path | None = None) -> list[dict]:
     kit.print_table(rows, COLUMNS)
     kit.write_json(out, "control", quick, rows, chance=1 / 3, note=NOTE)
     return rows
+
+
+def stream_latency(model, cfg, steps: int = 20) -> float:
+    """Seconds per streamed step at batch 1: ``act`` on one env's observations, the state carried (the policy's
+    execution mode, the memory slot's ``step``), on the run's env (cue task: no simulator)."""
+    import torch
+
+    from ostinato.core.measure import model_device
+
+    from .data.episodic import TEST_SEED_BASE
+    from .envs import EnvConfig, make_env
+    from .evaluate import _stack
+    from .models.encoders import obs_to_batch
+
+    env = make_env(EnvConfig(**{k: getattr(cfg.data, k) for k in EnvConfig.__dataclass_fields__}))
+    obs = env.reset(seed=TEST_SEED_BASE)[0]
+    model.eval()
+    device = model_device(model)
+    batch = obs_to_batch(_stack([obs]), model.cfg.vocab, model.cfg.max_tokens, device)
+    state, first = model.init_state(1, device), torch.ones(1, dtype=torch.bool, device=device)
+    with torch.no_grad():
+        for _ in range(2):  # warm-up
+            _, state = model.act(batch, state, first)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            _, state = model.act(batch, state, torch.zeros_like(first))
+        dt = (time.perf_counter() - t0) / steps
+    env.close()
+    return dt
+
+
+def mixer_task() -> dict[str, Any]:
+    """muVLA's memory slot on the cue task (``success_once`` on the test seeds), for ``ostinato bench mixers``.
+
+    The recipe's default is muVLA's memory tokens (the slot left empty); every causal core mixer can hold the
+    policy's memory instead (one state token, the mixer's carried state; ``control/models/slot_memory.py``), with
+    that mixer's default settings. ``stream`` times the policy's own execution mode, one ``act`` per step.
+    """
+    from ostinato.core.mixer import is_causal, mixer_entries
+
+    return {
+        "task": "control/cue_task",
+        "recipe": "control/muvla_cue_task",
+        "quick_recipe": "control/test_muvla_cue_task",
+        "slot": "model.mixer",
+        "default": "memory tokens",
+        "mixers": sorted(n for n, e in mixer_entries().items() if is_causal(e, e.config())),
+        "overrides": ["trainer.test_at_end=true"],
+        "metrics": {"success_once": "test.success_once", "success": "test.success"},
+        "stream": stream_latency,
+    }

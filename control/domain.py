@@ -11,7 +11,6 @@ from .data import episodic as _episodic  # noqa: F401  (registers control_demos)
 from .envs import list_envs
 from .evaluate import ControlEvalConfig, evaluate
 from .models import muvla as _muvla  # noqa: F401  (registers muvla*)
-from .models import recurrent as _recurrent  # noqa: F401  (registers lstm_policy*)
 
 DOMAIN = declare("control", __file__, evaluate, ControlEvalConfig, cli,
                  listings={"envs": list_envs},

@@ -19,7 +19,13 @@ Per-step token layout (as in muVLA: images, proprio, memory, instruction, action
 
 Attention is bidirectional within a step; with ``attention_mask_mode="custom"`` (muVLA's
 default) the memory tokens do not read the action queries. ``n_mem=0`` is the memoryless
-baseline (same network, nothing carried). ``memory_norm=False`` (an option, not muVLA's) carries the backbone's
+baseline (same network, nothing carried).
+
+**Memory slot** (``model.mixer``, after the mixer slots of ``ostinato.core.mixer``): with a causal core mixer in
+the slot, one state token takes the memory tokens' place and the memory is that mixer's state, carried step by
+step (:class:`.slot_memory.SlotMemory`): ``mixer: {name: lstm, d_hidden: 256}`` is the LSTM-state baseline (PPO-LSTM
+in MIKASA-Robo's baselines, here trained by BC), and GRU, S5, LRU, minGRU, Mamba, causal attention (a KV cache)
+... fit the same way. The slot left empty is muVLA's memory tokens, unchanged. ``memory_norm=False`` (an option, not muVLA's) carries the backbone's
 raw residual stream as memory instead of its final-LayerNorm output, and ``memory_recon > 0`` (also not muVLA's) adds an
 auxiliary loss that rebuilds the episode's first frame from the written memory (see ``MuVLAConfig``). Training (``loss``) is stateful like muVLA's
 episodic loader: each batch is the next window of every stream of episodes
@@ -33,7 +39,7 @@ multi-process data parallel is not supported for these policies.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 from torch import nn
@@ -42,10 +48,12 @@ from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.attention import Transformer, TransformerConfig
 from ostinato.core.layers.memory import MemoryTokens
+from ostinato.core.mixer import MixerConfig
 from ostinato.core.registry import register_variant
 
 from .encoders import fitting_carry, policy_loss, recon_decoder, step_encoder, step_tokens, window_tokens
 from .policy_config import StepPolicyConfig
+from .slot_memory import SlotMemory
 
 
 @dataclass
@@ -60,11 +68,20 @@ class MuVLAConfig(StepPolicyConfig):
     # stream and only the action head reads through a LayerNorm. Probes on RememberColor3 (docs/control.md):
     # with True the colour match stayed near chance for 2000 steps; with False it began to learn by step 2000.
     memory_norm: bool = True
+    # The memory slot: None = m memory tokens (muVLA); a causal core mixer (model.mixer.name=lstm|gru|s5|lru|
+    # mingru|mamba|...) = one state token and that mixer's step-carried state instead (see slot_memory.py;
+    # n_mem, memory_update and ema_alpha are then unused). The former lstm_policy is mixer {name: lstm}.
+    mixer: Optional[MixerConfig] = None
 
     def validate(self) -> None:
-        if self.memory_recon < 0 or (self.memory_recon and (not self.n_mem or not self.image_channels)):
+        if self.mixer is not None and self.memory_update != "tbptt":
+            raise ConfigError(f"muvla: memory_update={self.memory_update!r} updates memory tokens; with model.mixer "
+                              f"the carried state is trained by TBPTT (expected memory_update=tbptt)")
+        has_mem = bool(self.n_mem) or self.mixer is not None
+        if self.memory_recon < 0 or (self.memory_recon and (not has_mem or not self.image_channels)):
             raise ConfigError(f"muvla: memory_recon={self.memory_recon}: expected 0 (off), or a weight > 0 with "
-                              f"memory tokens (n_mem={self.n_mem}) and images (image_channels={self.image_channels})")
+                              f"a memory (n_mem={self.n_mem} or model.mixer) and images "
+                              f"(image_channels={self.image_channels})")
         if self.chunk < 1 or self.action_dim < 1 or self.image_channels % 3:
             raise ConfigError(f"muvla: expected chunk >= 1, action_dim >= 1, image_channels a multiple of 3; "
                               f"got {self.chunk}, {self.action_dim}, {self.image_channels}")
@@ -82,8 +99,11 @@ class MuVLAPolicy(nn.Module):
         tcfg = TransformerConfig(d_model=d, n_heads=cfg.n_heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout,
                                  n_layers=cfg.n_layers, causal=False, final_norm=cfg.memory_norm)
         self.n_img = self.obs.n_tokens - 1 - cfg.max_tokens
-        self.memory = MemoryTokens(d, cfg.n_mem, Transformer(tcfg), memory_update=cfg.memory_update,
-                                   tbptt_length=cfg.tbptt_length, ema_alpha=cfg.ema_alpha, mem_pos=self.n_img + 1)
+        if cfg.mixer is None:
+            self.memory = MemoryTokens(d, cfg.n_mem, Transformer(tcfg), memory_update=cfg.memory_update,
+                                       tbptt_length=cfg.tbptt_length, ema_alpha=cfg.ema_alpha, mem_pos=self.n_img + 1)
+        else:  # one state token and a core mixer's carried state (slot_memory.py)
+            self.memory = SlotMemory(d, Transformer(tcfg), cfg.mixer, cfg.tbptt_length, mem_pos=self.n_img + 1)
         self.head_norm = nn.Identity() if cfg.memory_norm else nn.LayerNorm(d)  # see MuVLAConfig.memory_norm
         self.head = nn.Linear(d, cfg.action_dim)
         n = self.obs.n_tokens + cfg.chunk
@@ -93,7 +113,7 @@ class MuVLAPolicy(nn.Module):
         self.register_buffer("mem_sees", mem_sees, persistent=False)
         self._carry: dict | None = None  # training memory carried between windows (detached)
         if cfg.memory_recon:  # the first frame's pixels from the written memory (see MuVLAConfig.memory_recon)
-            self.recon = recon_decoder(cfg.n_mem * d, cfg)
+            self.recon = recon_decoder(cfg.n_mem * d if cfg.mixer is None else self.memory.d_out, cfg)
             self._first: torch.Tensor | None = None  # training: each stream's episode-first frame (B, c*g*g)
 
     # ------------------------------------------------------------------ tokens
@@ -102,7 +122,9 @@ class MuVLAPolicy(nn.Module):
         return step_tokens(self.obs, self.queries, rgb, proprio, instr)
 
     def _mask(self):
-        return self.memory.attn_mask(self.obs.n_tokens + self.cfg.chunk, self.mem_sees) if self.cfg.n_mem else None
+        if (not self.cfg.n_mem if self.cfg.mixer is None else self.cfg.attention_mask_mode == "full"):
+            return None  # (memory tokens in "full" mode keep their all-True mask: the same numbers as before)
+        return self.memory.attn_mask(self.obs.n_tokens + self.cfg.chunk, self.mem_sees)
 
     def init_state(self, batch_size: int, device=None):
         return self.memory.init_state(batch_size, device)
@@ -119,9 +141,9 @@ class MuVLAPolicy(nn.Module):
         return (pred, state, out[2]) if return_memory else (pred, state)
 
     def loss(self, batch: dict):
-        carry = fitting_carry(self._carry, "mem", batch)
+        carry = fitting_carry(self._carry, "count", batch)
         pred, state, *mems = self(batch, carry, return_memory=bool(self.cfg.memory_recon))
-        self._carry = MemoryTokens.detach_state(state)
+        self._carry = self.memory.detach_state(state)
         return policy_loss(self, pred, batch, mems[0].flatten(2) if mems else None)
 
     # ------------------------------------------------------------------ acting
@@ -135,7 +157,8 @@ class MuVLAPolicy(nn.Module):
 
 # ----------------------------------------------------------------------------- variants
 register_variant("muvla", MuVLAConfig, MuVLAPolicy,
-                 "muVLA memory-token policy (m=16, TBPTT K=8) on a CPU-sized backbone (not the 7B OpenVLA).")
+                 "muVLA policy on a CPU-sized backbone (not the 7B OpenVLA): m=16 memory tokens, TBPTT K=8, or "
+                 "model.mixer: a core recurrence's carried state (LSTM, GRU, S5, LRU, minGRU, Mamba, ...).")
 
 
 @dataclass

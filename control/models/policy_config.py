@@ -1,4 +1,4 @@
-"""The config fields every step policy shares (:mod:`.muvla` and :mod:`.recurrent`)."""
+"""The config fields every step policy shares (:mod:`.muvla`, with memory tokens or a mixer slot)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

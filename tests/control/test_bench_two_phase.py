@@ -32,7 +32,8 @@ def test_two_phase_bench_chains_each_policys_phases(monkeypatch, tmp_path):
         assert r["phase1_key_acc"] == 0.9 and r["params"] is None  # the fake fit wrote no checkpoint
     assert calls[0][0].model_name == "muvla" and calls[0][0].model.memory_recon == 100
     assert calls[2][0].model_name == "muvla_memoryless" and calls[3][0].model.memory_recon == 0
-    assert calls[4][0].model_name == calls[5][0].model_name == "lstm_policy"
+    assert calls[4][0].model_name == calls[5][0].model_name == "muvla"
+    assert calls[4][0].model.mixer.name == calls[5][0].model.mixer.name == "lstm"
     assert all(r["task"] == "RememberColor3-v0 (two-phase)" for r in rows.values())
 
 

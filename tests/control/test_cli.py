@@ -56,7 +56,7 @@ def test_collect_unknown_env_is_config_error(tmp_path):
 
 def test_lstm_baseline_resets_per_sample_and_truncates():
     torch.manual_seed(0)
-    m = create_model("test_lstm_policy", image_channels=3, proprio_dim=4, action_dim=2, chunk=4, vocab=64,
+    m = create_model("test_muvla", mixer={"name": "lstm", "d_hidden": 32}, attention_mask_mode="full", image_channels=3, proprio_dim=4, action_dim=2, chunk=4, vocab=64,
                      max_tokens=4, tbptt_length=2).eval()  # eval: BatchNorm uses running stats
     B, W = 2, 4
     b = {"rgb": torch.randint(0, 256, (B, W, 16, 16, 3), dtype=torch.uint8), "proprio": torch.randn(B, W, 4),

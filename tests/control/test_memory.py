@@ -4,6 +4,7 @@ import torch
 from ostinato.core.registry import create_model
 
 KW = dict(image_channels=3, proprio_dim=4, action_dim=2, chunk=4, vocab=64, max_tokens=4)
+LSTM = dict(mixer={"name": "lstm", "d_hidden": 32})  # the LSTM-state memory (the former lstm_policy)
 
 
 def _batch(B=2, W=6, S=16, seed=0):
@@ -196,13 +197,13 @@ def test_memory_recon_rebuilds_each_episodes_first_frame_from_the_written_memory
         create_model("test_muvla", **{**KW, "memory_recon": 1.0, "n_mem": 0})
 
 
-def test_lstm_policy_memory_recon_rebuilds_the_first_frame_from_each_steps_h():
+def test_lstm_slot_memory_recon_rebuilds_the_first_frame_from_each_steps_h():
     import pytest
 
     from ostinato.core.errors import ConfigError
 
     torch.manual_seed(0)
-    m = create_model("test_lstm_policy", **KW, memory_recon=3.0, recon_grid=4).eval()
+    m = create_model("test_muvla", **LSTM, **KW, memory_recon=3.0, recon_grid=4).eval()
     b = _batch(B=2, W=4)
     b["is_first"][:, 0] = True
     b["is_first"][1, 3] = True  # stream 1: a new episode at step 3
@@ -212,14 +213,14 @@ def test_lstm_policy_memory_recon_rebuilds_the_first_frame_from_each_steps_h():
     assert abs(float(loss) - logs["l1"] - 3.0 * logs["recon"]) < 1e-4
     # with a live decoder and no action loss, the gradient reaches the LSTM and the image encoder
     torch.manual_seed(1)
-    m2 = create_model("test_lstm_policy", **KW, memory_recon=1.0, recon_grid=4)
+    m2 = create_model("test_muvla", **LSTM, **KW, memory_recon=1.0, recon_grid=4)
     b["weight"] = torch.zeros(2, 4, 4)
     m2.loss(b)[0].backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in m2.rnn.named_parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in m2.memory.mixer.named_parameters())
     assert m2.obs.img_proj.weight.grad.abs().sum() > 0
-    assert not any(k.startswith("recon") for k in create_model("test_lstm_policy", **KW).state_dict())
+    assert not any(k.startswith("recon") for k in create_model("test_muvla", **LSTM, **KW).state_dict())
     with pytest.raises(ConfigError, match="memory_recon"):
-        create_model("test_lstm_policy", **{**KW, "memory_recon": 1.0, "image_channels": 0})
+        create_model("test_muvla", **LSTM, **{**KW, "memory_recon": 1.0, "image_channels": 0})
 
 
 def test_ensemble_execution_averages_the_last_chunks_plans_for_each_step():
