@@ -14,8 +14,10 @@ Init: Λ from the HiPPO-LegS DPLR form (``hippo.make_dplr_hippo``) of each of ``
 blocks of size d_state/blocks, one of each conjugate pair kept with ``conj_sym`` (P = d_state/2
 complex states); B̃ = V⁻¹B and C̃ = CV are kept in the eigenbasis (V block-diagonal), with
 B ~ lecun-normal (truncated, fan-in d_state) and C by ``C_init`` ("trunc_standard_normal":
-truncated lecun-normal rows, fan-in d_state; "lecun_normal"; "complex_normal": N(0, 1/2) per
-part, directly in the eigenbasis); D ~ N(0, 1); log Δ ~ U[log dt_min, log dt_max] per state.
+truncated lecun-normal rows, fan-in d_state; "lecun_normal": fan-in d_state·H, as JAX computes
+it for S5's (H, d_state, 2) array; "complex_normal": N(0, 1/2) per part, directly in the
+eigenbasis); bidirectional layers draw the forward and backward C separately, each as above
+(S5's C1, C2); D ~ N(0, 1); log Δ ~ U[log dt_min, log dt_max] per state.
 Numeric guard (``clip_eigs``, as ConvS5): Re Λ is clipped to <= -1e-4 so |Λ̄| < 1.
 Optimizer hints as in S5: Λ, B̃ and log Δ have no weight decay and use ``ssm_lr`` if set.
 """
@@ -92,13 +94,8 @@ class S5(nn.Module):
         n_c = 2 if cfg.bidirectional else 1
         if cfg.C_init == "complex_normal":
             C = torch.randn(H, n_c * P, 2, dtype=torch.float64) * math.sqrt(0.5)  # (H, n_c P, 2)
-        else:
-            rows = [_lecun_normal((1, n_c * cfg.d_state, 2), fan_in=n_c * cfg.d_state)[0] for _ in range(H)] \
-                if cfg.C_init == "trunc_standard_normal" else \
-                list(_lecun_normal((H, n_c * cfg.d_state, 2), fan_in=n_c * cfg.d_state))
-            Cc = torch.view_as_complex(torch.stack(rows).contiguous())  # (H, n_c d_state)
-            C = torch.cat([Cc[:, i * cfg.d_state : (i + 1) * cfg.d_state] @ V for i in range(n_c)], dim=1)  # (H, n_c P)
-            C = torch.view_as_real(C)
+        else:  # bidirectional: C1 and C2 drawn separately, each as the unidirectional C (S5's C1, C2)
+            C = torch.view_as_real(torch.cat([self._draw_C(H, cfg) @ V for _ in range(n_c)], dim=1))  # (H, n_c P, 2)
         self.C = nn.Parameter(C.float().contiguous())  # (H, n_c P, 2)
         self.D = nn.Parameter(torch.randn(H))
         log_step = torch.rand(P) * (math.log(cfg.dt_max) - math.log(cfg.dt_min)) + math.log(cfg.dt_min)
@@ -109,6 +106,17 @@ class S5(nn.Module):
             self.out2 = nn.Linear(H, H)
         if cfg.activation == "half_glu2":
             self.out1 = nn.Linear(H, H)
+
+    @staticmethod
+    def _draw_C(H: int, cfg: S5Config) -> torch.Tensor:
+        """C (H, d_state) complex before the eigenbasis, as S5 draws it: trunc_standard_normal is
+        lecun-normal per row (fan-in d_state); lecun_normal is JAX's on the (H, d_state, 2) array,
+        whose fan-in is d_state·H (in axis -2 times the leading axis)."""
+        if cfg.C_init == "trunc_standard_normal":
+            rows = torch.stack([_lecun_normal((1, cfg.d_state, 2), fan_in=cfg.d_state)[0] for _ in range(H)])
+        else:
+            rows = _lecun_normal((H, cfg.d_state, 2), fan_in=cfg.d_state * H)
+        return torch.view_as_complex(rows.contiguous())  # (H, d_state)
 
     def discrete(self):
         """Λ̄ (P,), B̄ (P, H), C̃ (H, n_c P), all complex."""

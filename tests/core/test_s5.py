@@ -64,3 +64,16 @@ def test_init_conj_sym_blocks_and_hints():
         assert p._optim == {"weight_decay": 0.0, "lr": 1e-3}
     with pytest.raises(ConfigError):
         create_model("s5", d_state=10, blocks=3)
+
+
+@pytest.mark.parametrize("C_init,std", [("trunc_standard_normal", 64 ** -0.5), ("lecun_normal", (64 * 128) ** -0.5)])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_C_std_as_s5_draws_it(C_init, std, bidirectional):
+    """S5 (lindermanlab/S5 ssm.py): C, or C1 and C2 separately when bidirectional, each with fan-in
+    d_state (per-row lecun-normal) or d_state·H (JAX lecun_normal on (H, d_state, 2)); V is unitary,
+    so C̃ = CV keeps the std per real part. Bidirectional must not halve the variance."""
+    torch.manual_seed(0)
+    m = s5_mod.S5(s5_mod.S5Config(d_model=128, d_state=64, bidirectional=bidirectional, C_init=C_init))
+    C = m.C.detach().double()  # (H, n_c P, 2)
+    for half in C.split(m.P, dim=1):
+        assert abs(half.std().item() / std - 1) < 0.05, (half.std().item(), std)
