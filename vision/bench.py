@@ -204,6 +204,59 @@ def run(quick: bool = False, out: str | Path | None = None, device: str = "cpu",
     return rows
 
 
+# --------------------------------------------------------------------------- ostinato bench mixers
+
+
+@torch.no_grad()
+def stream_latency(model, cfg, steps: int = 8) -> float:
+    """Seconds per generated frame at batch 1 in the predictor's step mode (encode, one step of the
+    cell with the carried state, decode): (time of 1 + ``steps`` frames - time of 1) / ``steps``,
+    after the context frames have been run in parallel."""
+    import time
+
+    m = getattr(model, "cfg", cfg.model)  # the predictor's own config (frame sizes from the data)
+    dev = next(model.parameters()).device
+    x = torch.rand(1, m.in_frames, m.channels, m.height, m.width, device=dev)
+    model.eval()
+    model(x, 2)  # warm-up
+
+    def timed(n: int) -> float:
+        t0 = time.perf_counter()
+        model(x, n)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        return time.perf_counter() - t0
+
+    return max(timed(1 + steps) - timed(1), 0.0) / steps
+
+
+def mixer_task() -> dict:
+    """Moving MNIST 10 -> 10 with a small ConvS5 predictor (``vision/cells_mmnist``), test MSE
+    (OpenSTL's per-frame pixel sum), for ``ostinato bench mixers``.
+
+    The slot is the predictor's cell (``model.cell``, models/cells.py) filled with ``convmix``: a
+    3x3 conv, then the core mixer over time at every pixel (a convolutional LRU, minGRU, ...);
+    the default row is the recipe's own ConvS5 stack. Every causal core mixer fits (the host
+    needs causality for generation). ``stream``: seconds per generated frame at batch 1.
+    The core spatial stacks (ConvLSTM, ConvGRU, conv minGRU) are not core mixers, so they are
+    compared by ``model.cell.name=...`` runs of the same recipe (docs/vision.md), not here.
+    """
+    from ostinato.core.mixer import is_causal, mixer_entries
+
+    return {
+        "task": "vision/mmnist",
+        "recipe": "vision/cells_mmnist",
+        "quick_recipe": "vision/test_convs5",
+        "slot": "model.cell.mixer",
+        "default": "convs5",
+        "mixers": sorted(n for n, e in mixer_entries().items() if is_causal(e, e.config())),
+        "overrides": ["trainer.test_at_end=true"],
+        "mixer_overrides": ["model.cell.name=convmix"],
+        "metrics": {"MSE": "test.mse", "SSIM": "test.ssim"},
+        "stream": stream_latency,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ostinato.vision.bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")

@@ -5,7 +5,9 @@ All follow the core contract: ``y, state = layer(x, state=None)``, ``layer.init_
 """
 from . import (  # noqa: F401
     attention,
+    convgru,
     convlstm,
+    convmingru,
     convssm,
     fsmn,
     lru,

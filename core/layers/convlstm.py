@@ -55,12 +55,22 @@ def channel_layernorm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
     return norm(x.movedim(-3, -1)).movedim(-1, -3)
 
 
-def he_normal_(w: torch.Tensor, fan_in: int | None = None) -> torch.Tensor:
-    """JAX ``he_normal``: truncated normal on [-2σ, 2σ] with variance 2 / fan_in."""
+def _trunc_scaled_(w: torch.Tensor, scale: float, fan_in: int | None) -> torch.Tensor:
+    """JAX ``variance_scaling(scale, "fan_in", "truncated_normal")``: truncated normal on [-2σ, 2σ]."""
     fan_in = fan_in or w[0].numel()
-    std = (2.0 / fan_in) ** 0.5 / 0.87962566103423978  # the truncation's variance correction
+    std = (scale / fan_in) ** 0.5 / 0.87962566103423978  # the truncation's variance correction
     with torch.no_grad():
         return nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
+
+
+def he_normal_(w: torch.Tensor, fan_in: int | None = None) -> torch.Tensor:
+    """JAX ``he_normal``: truncated normal with variance 2 / fan_in."""
+    return _trunc_scaled_(w, 2.0, fan_in)
+
+
+def lecun_normal_(w: torch.Tensor, fan_in: int | None = None) -> torch.Tensor:
+    """JAX/flax ``lecun_normal`` (flax's default kernel init): truncated normal with variance 1 / fan_in."""
+    return _trunc_scaled_(w, 1.0, fan_in)
 
 
 class ConvLSTMCell(nn.Module):

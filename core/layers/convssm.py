@@ -20,6 +20,11 @@ Re Λ clipped to <= -1e-4 (``clip_eigs``). GELU is flax's default (tanh approxim
 GroupNorm and LayerNorm use flax's eps 1e-6. The official optimizer is plain AdamW on all
 parameters, so no optimizer hints are set.
 
+Known deviation (``d_init``): the D-path convolutions (``conv1``/``conv2``, or ``conv_D``) keep
+PyTorch's default init (Kaiming-uniform with a = sqrt(5), uniform bias) by default, which is
+what this project's reported ConvS5 runs used; the JAX code's flax ``nn.Conv`` uses LeCun-normal
+(truncated) weights and a zero bias: ``d_init="lecun"`` reproduces that.
+
 Layer (official ``SequenceLayer``, see ``convlstm.SpatialResidual``): SSM -> dropout ->
 + skip -> LayerNorm over channels (post-norm by default). ``ConvS5`` stacks ``n_layers``.
 """
@@ -36,7 +41,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import register_variant
 from ..scan import scan
-from .convlstm import SpatialResidual, SpatialStack, he_normal_
+from .convlstm import SpatialResidual, SpatialStack, he_normal_, lecun_normal_
 from .hippo import make_dplr_hippo
 
 _ACT = {
@@ -67,6 +72,9 @@ class ConvS5Config:
     prenorm: bool = False
     per_layer_skip: bool = True
     mode: Literal["parallel", "sequential"] = "parallel"
+    # D-path convs: "torch" = PyTorch's default init and bias (kept: what the reported runs used);
+    # "lecun" = the JAX code's flax default, LeCun-normal (truncated) weights and zero biases
+    d_init: Literal["torch", "lecun"] = "torch"
     scan_method: Literal["auto", "sequential", "associative", "chunked", "log"] = "auto"
 
     def validate(self) -> None:
@@ -117,6 +125,11 @@ class ConvS5SSM(nn.Module):
         else:
             self.norm1 = nn.GroupNorm(g, U, eps=1e-6)
             self.conv_D = nn.Conv2d(U, U, kD, padding=kD // 2)
+        if cfg.d_init == "lecun":
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    lecun_normal_(m.weight)
+                    nn.init.zeros_(m.bias)
         self._cache: tuple | None = None
 
     # --- discretisation ---------------------------------------------------------------

@@ -20,11 +20,17 @@ Differences from OpenSTL's code, none of which changes the function computed:
   reported 15.0M parameters. The computed model has 11.7M (counted here).
 - Reverse scheduled sampling (PredRNN-v2's option, off in OpenSTL's ConvLSTM config) is not
   implemented.
+
+Cell slot (``model.cell``, see ``cells.py``): another core spatial recurrence (``convgru``,
+``convmingru``, ``convs5``, or ``convlstm`` with its own config) in place of the ConvLSTM stack,
+built with ``d_hidden`` and ``n_layers`` and stepped the same way (a 1x1 conv first maps the
+patch channels to ``d_hidden`` for ConvS5, whose input and output widths are one).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -34,6 +40,8 @@ from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
 from ostinato.core.layers.convlstm import ConvLSTM, ConvLSTMConfig
 from ostinato.core.registry import register_variant
+
+from .cells import CellConfig, build_cell
 
 
 @dataclass
@@ -51,6 +59,9 @@ class ConvLSTMVPConfig:
     ss_start: float = 1.0  # eta at step 0
     ss_rate: float = 2e-5  # eta decrease per training step
     ss_stop_step: int = 50000  # eta = 0 from here on
+    # the cell slot (models/cells.py): another core spatial recurrence in place of the ConvLSTM
+    # stack, with these widths and depth (kernel_size is then the cell's own); None: ConvLSTM
+    cell: Optional[CellConfig] = None
 
     def validate(self) -> None:
         if self.height % self.patch_size or self.width % self.patch_size:
@@ -76,10 +87,13 @@ class ConvLSTMPredictor(nn.Module):
         self.cfg = cfg
         p = cfg.patch_size
         d_in = cfg.channels * p * p
-        self.rnn = ConvLSTM(ConvLSTMConfig(d_input=d_in, d_hidden=cfg.d_hidden, kernel_size=cfg.kernel_size,
-                                           n_layers=cfg.n_layers, bias=False, init="torch"))
-        for i, cell in enumerate(self.rnn.layers):
-            openstl_init_(cell.conv, d_in if i == 0 else cfg.d_hidden)
+        if cfg.cell is None:
+            self.rnn = ConvLSTM(ConvLSTMConfig(d_input=d_in, d_hidden=cfg.d_hidden, kernel_size=cfg.kernel_size,
+                                               n_layers=cfg.n_layers, bias=False, init="torch"))
+            for i, cell in enumerate(self.rnn.layers):
+                openstl_init_(cell.conv, d_in if i == 0 else cfg.d_hidden)
+        else:
+            self.rnn = build_cell(cfg.cell, d_in, cfg.d_hidden, cfg.n_layers)  # (B, C p p) -> (B, d_hidden) per step
         self.readout = nn.Conv2d(cfg.d_hidden, d_in, 1, bias=False)
         self.register_buffer("train_step", torch.zeros((), dtype=torch.long))  # drives scheduled sampling
 

@@ -18,6 +18,16 @@ squashed by tanh. ResNet blocks are TECO's: skip (1x1 conv if widths differ) +
   layers cache their discretisation) and decoded. ``generate_by_prefix`` computes the same
   frames by re-running the parallel model on every prefix (the bench compares the two).
 
+Cell slot (``model.cell``, see ``cells.py``): another core spatial recurrence (``convlstm``,
+``convgru``, ``convmingru``, or ``convs5`` with its own config) in place of the ConvS5 stack on
+the d_model latent, in the same two modes: teacher-forced training runs the cell's ``forward``
+over the sequence (a parallel scan for ConvS5 and the conv minGRU, a loop for ConvLSTM and
+ConvGRU), generation its ``step``. ConvSSM's ConvLSTM baseline is this host with
+``cell: {name: convlstm, init: he, bias: false, residual: true}`` (its 8 x 256 layers).
+
+``d_init="lecun"``: the ConvS5 D-path convolutions as the JAX code initialises them (flax
+default: LeCun-normal, zero bias); the default keeps PyTorch's (see core ``convssm.py``).
+
 The official optimizer (AdamW on all parameters, weight decay 1e-5, cosine schedule with
 5k warm-up steps) is the recipe's job; no optimizer hints are set here. Conv/dense weights
 use flax's default init (LeCun normal, truncated), biases zero.
@@ -25,7 +35,7 @@ use flax's default init (LeCun normal, truncated), biases zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 import torch.nn as nn
@@ -33,16 +43,11 @@ import torch.nn.functional as F
 
 from ostinato.core.config import variant
 from ostinato.core.errors import ConfigError
-from ostinato.core.layers.convlstm import channel_layernorm
+from ostinato.core.layers.convlstm import channel_layernorm, lecun_normal_
 from ostinato.core.layers.convssm import ConvS5, ConvS5Config
 from ostinato.core.registry import register_variant
 
-
-def lecun_normal_(w: torch.Tensor) -> torch.Tensor:
-    """flax's default kernel init: truncated normal on [-2s, 2s] with variance 1 / fan_in."""
-    std = (1.0 / w[0].numel()) ** 0.5 / 0.87962566103423978  # truncation's variance correction
-    with torch.no_grad():
-        return nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
+from .cells import CellConfig, build_cell
 
 
 def _conv(c_in: int, c_out: int, k: int, bias: bool = True) -> nn.Conv2d:
@@ -129,6 +134,10 @@ class ConvS5VPConfig:
     dropout: float = 0.0
     loss_weight: float = 0.5  # loss = w * MSE + (1 - w) * L1
     scan_method: Literal["auto", "sequential", "associative", "chunked", "log"] = "auto"
+    d_init: Literal["torch", "lecun"] = "torch"  # ConvS5 D-path convs; "lecun": the JAX code's (core convssm.py)
+    # the cell slot (models/cells.py): another core spatial recurrence in place of the ConvS5 stack,
+    # with d_model channels and n_layers layers (the ConvS5 fields above are then unused); None: ConvS5
+    cell: Optional[CellConfig] = None
 
     def validate(self) -> None:
         down = 2 ** (len(self.enc_widths) - 1)
@@ -149,10 +158,13 @@ class ConvS5Predictor(nn.Module):
         w = tuple(cfg.enc_widths)
         self.encoder = ResNetEncoder(cfg.channels, w, cfg.enc_blocks, cfg.num_groups)
         self.in_proj = _conv(w[-1], cfg.d_model, 1)  # the official action_conv, without actions
-        self.ssm = ConvS5(ConvS5Config(
-            d_model=cfg.d_model, ssm_size=cfg.ssm_size, kernel_B=cfg.kernel_B, kernel_C=cfg.kernel_C,
-            kernel_D=cfg.kernel_D, dt_min=cfg.dt_min, dt_max=cfg.dt_max, num_groups=cfg.num_groups,
-            n_layers=cfg.n_layers, dropout=cfg.dropout, scan_method=cfg.scan_method))
+        if cfg.cell is None:
+            self.ssm = ConvS5(ConvS5Config(
+                d_model=cfg.d_model, ssm_size=cfg.ssm_size, kernel_B=cfg.kernel_B, kernel_C=cfg.kernel_C,
+                kernel_D=cfg.kernel_D, dt_min=cfg.dt_min, dt_max=cfg.dt_max, num_groups=cfg.num_groups,
+                n_layers=cfg.n_layers, dropout=cfg.dropout, scan_method=cfg.scan_method, d_init=cfg.d_init))
+        else:
+            self.ssm = build_cell(cfg.cell, cfg.d_model, cfg.d_model, cfg.n_layers)  # (B, L, d_model, h, w)
         self.decoder = ResNetDecoder(cfg.d_model, cfg.channels, w, cfg.enc_blocks, cfg.num_groups)
 
     # ---- pieces: (B, L, C, H, W) in [-1, 1] <-> latents ----------------------------------
