@@ -5,11 +5,19 @@
 ``eval.save_dir=DIR`` (``ostinato eval RUN --save-dir DIR``) it also writes, for the first
 ``n_gifs`` sequences, ``DIR/<split>_<i>.gif`` (left: input then ground truth; right: input
 then prediction) and ``DIR/<split>_<i>.png`` (rows: input, truth, prediction).
+
+``eval.protocol=openstl`` (``ostinato eval RUN eval.protocol=openstl``, or on ``ostinato train``)
+scores with OpenSTL's conventions, those of its published tables: SSIM with data_range 2, and
+on Moving MNIST 10->10 the test split replaced by OpenSTL's, all 10,000 sequences of
+``mnist_test_seq.npy`` (a missing file is a one-line error saying where to put it). MSE/MAE
+(per-frame pixel sums) and PSNR are OpenSTL's under both protocols. On other data the switch
+sets the metric conventions only. Validation is never the test set (OpenSTL validates on it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -18,7 +26,7 @@ from ostinato.core.data import batches
 from ostinato.core.errors import ConfigError
 from ostinato.core.measure import model_device
 
-from .metrics import FrameMetrics
+from .metrics import OPENSTL_SSIM_RANGE, FrameMetrics
 
 METRICS = ("mse", "mae", "rmse", "ssim", "psnr")
 
@@ -27,6 +35,9 @@ METRICS = ("mse", "mae", "rmse", "ssim", "psnr")
 class VisionEvalConfig:
     metrics: list[str] = field(default_factory=lambda: ["mse", "mae", "ssim", "psnr"])
     ssim_data_range: float = 1.0  # 2.0 reproduces OpenSTL's scikit-image<0.20 default (see metrics.py)
+    # "openstl": OpenSTL's published-table convention (metrics.py): SSIM data_range 2 and, on
+    # Moving MNIST 10->10, the test split = all of mnist_test_seq.npy; "ostinato": as configured
+    protocol: Literal["ostinato", "openstl"] = "ostinato"
     n_out: int = 0  # frames to predict; 0: as many as the split's targets
     max_samples: int = 0  # evaluate only the first N sequences; 0: all
     horizon_marks: list[int] = field(default_factory=list)  # also report metric@t at these frames (1-based)
@@ -41,6 +52,22 @@ class VisionEvalConfig:
             raise ConfigError(f"eval.metrics: expected a non-empty subset of {list(METRICS)}, got {self.metrics}")
         if self.n_out < 0 or self.max_samples < 0 or self.n_gifs < 0:
             raise ConfigError("eval.n_out, eval.max_samples and eval.n_gifs must be >= 0")
+        if self.protocol == "openstl" and self.ssim_data_range not in (1.0, OPENSTL_SSIM_RANGE):
+            raise ConfigError(f"eval.ssim_data_range={self.ssim_data_range}: eval.protocol=openstl uses OpenSTL's "
+                              f"{OPENSTL_SSIM_RANGE}; drop one of the two")
+
+    def data_range(self) -> float:
+        return OPENSTL_SSIM_RANGE if self.protocol == "openstl" else self.ssim_data_range
+
+
+def eval_split(data, split: str, ecfg: VisionEvalConfig):
+    """The dataset scored for ``split``: under ``protocol=openstl`` the test split of Moving MNIST
+    10->10 is OpenSTL's (mnist_test_seq.npy, all 10,000 sequences); otherwise the data's own."""
+    if ecfg.protocol == "openstl" and split == "test" and "official_test" in data.meta:
+        from .data.mnist import openstl_test_set
+
+        return openstl_test_set(data.meta)
+    return data.split(split)
 
 
 @torch.no_grad()
@@ -51,14 +78,14 @@ def predict(model, frames_in: torch.Tensor, n_out: int) -> torch.Tensor:
 def evaluate(model, data, split: str, cfg) -> dict[str, float]:
     """The vision domain evaluator; ``cfg.eval`` is the run's :class:`VisionEvalConfig`."""
     ecfg: VisionEvalConfig = cfg.eval
-    ds = data.split(split)
+    ds = eval_split(data, split, ecfg)
     n = min(len(ds), ecfg.max_samples) if ecfg.max_samples else len(ds)
     if n == 0:
         raise ConfigError(f"the {split} split is empty")
     if n < len(ds):
         ds = torch.utils.data.Subset(ds, range(n))
     model.eval()
-    acc = FrameMetrics(ecfg.metrics, ecfg.ssim_data_range)
+    acc = FrameMetrics(ecfg.metrics, ecfg.data_range())
     shown: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     for batch in batches(ds, data.eval_batch_size or data.batch_size, data.collate):
         x, y = batch["frames_in"], batch["frames_out"]

@@ -19,6 +19,16 @@ Arrays are (N, T, C, H, W) in [0, 1] (N samples, T predicted frames).
   not comparable with OpenSTL's. :func:`psnr_pfgnet_uint8` reproduces that number only so
   that the difference can be shown; it is never reported as ``psnr``.
 
+Two protocols (``eval.protocol``, see evaluate.py). ``ostinato`` (default): SSIM with
+``data_range=1`` (the range of the data), and the test sequences the data config gives (for
+Moving MNIST: fixed sequences generated from held-out MNIST test digits). ``openstl``: OpenSTL's
+``openstl/core/metrics.py`` as its tables were computed: ``cal_ssim(pred[b, f].swapaxes(0, 2),
+true[b, f].swapaxes(0, 2), multichannel=True)`` with no ``data_range``, i.e. 2.0 on float
+frames (the swap transposes H and W in both images, which the square window and the mean over
+the map do not see), and Moving MNIST's test set = all of ``mnist_test_seq.npy``. MSE, MAE
+(raw predictions) and PSNR (clipped predictions) are the same under both. OpenSTL computes on
+float32 arrays, this module in float64: the two agree to float32 rounding.
+
 Model cost (the core's, :mod:`ostinato.core.measure`, re-exported): :func:`count_params`, and :func:`count_flops` with
 ``torch.utils.flop_counter.FlopCounterMode`` (which counts 2 FLOPs per multiply-add).
 OpenSTL's "FLOPs" column is fvcore's count, one per multiply-add, i.e. ``macs`` here.
@@ -33,6 +43,7 @@ import torch
 from ostinato.core.measure import count_flops, count_params  # noqa: F401  (re-exported: model cost)
 
 SSIM_WIN = 7
+OPENSTL_SSIM_RANGE = 2.0  # scikit-image's dtype range of float images, (-1, 1), which OpenSTL's SSIM used
 
 
 def _as_np(x) -> np.ndarray:

@@ -38,3 +38,22 @@ def test_no_training_reference_rows():
     assert set(ref) == {"zeros", "last_input_frame"}
     z = ref["zeros"]
     assert z["mse"] > 0 and 0 < z["ssim"] < 1 and z["mae"] > 0
+
+
+def test_mixer_task_trains_two_mixers_in_the_cell_slot_and_streams():
+    from ostinato.core import benchkit as kit
+    from ostinato.core.mixer import MixerSlot
+
+    task = bench.mixer_task()
+    assert task["slot"] == "model.cell.mixer" and {"gru", "lru", "mingru", "s5"} <= set(task["mixers"])
+    for mixer in ("lru", "mingru"):
+        seen = {}
+
+        def probe(run):
+            seen["slots"] = [m.name for m in run.model.modules() if isinstance(m, MixerSlot)]
+            return {"stream_s": task["stream"](run.model, run.cfg)}
+
+        ov = [*task["overrides"], *task["mixer_overrides"], f"{task['slot']}.name={mixer}", "trainer.max_steps=2"]
+        r = kit.train(task["quick_recipe"], ov, probe=probe)
+        assert r["steps"] == 2 and seen["slots"] == [mixer, mixer]  # test_convs5: 2 layers, each with the mixer
+        assert r["test"]["mse"] > 0 and 0 < r["stream_s"] < 10

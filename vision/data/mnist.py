@@ -39,7 +39,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ostinato.core.data import DataBundle, EpochMixin, DatasetSpec, FileSpec, index_rng, locate
+from ostinato.core.data import DataBundle, EpochMixin, DatasetSpec, FileSpec, data_roots, index_rng, locate
 from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.registry import register_dataset
 
@@ -208,6 +208,21 @@ class FixedMovingMNIST(torch.utils.data.Dataset):
         return {"frames_in": seq[: self.in_frames], "frames_out": seq[self.in_frames:]}
 
 
+def openstl_test_set(meta: dict) -> "FixedMovingMNIST":
+    """OpenSTL's Moving MNIST test set (all 10,000 sequences of ``mnist_test_seq.npy``, first
+    ``in_frames`` frames in, the next ``out_frames`` the targets, / 255) for a bundle's ``meta``;
+    a missing file is a one-line DataError saying where to put it."""
+    rel, root = meta["official_test"], meta.get("data_root")
+    roots = [str(r / rel) for _, r in data_roots(root)]
+    try:
+        path = locate(rel, root)
+    except DataError:
+        raise DataError(f"eval.protocol=openstl scores on the official Moving MNIST test file, not found; put "
+                        f"mnist_test_seq.npy (from http://www.cs.toronto.edu/~nitish/unsupervised_video/) at one of: "
+                        f"{', '.join(roots)}") from None
+    return FixedMovingMNIST(path, meta["in_frames"], meta["out_frames"], 0)
+
+
 # --------------------------------------------------------------------------- registered datasets
 
 
@@ -261,7 +276,10 @@ def build_moving_mnist(cfg: MovingMNISTConfig, data_root, train_frames: int | No
         shuffle=True, drop_last=True,
         model_kwargs={"in_frames": cfg.in_frames, "out_frames": cfg.out_frames, "channels": 1,
                       "height": cfg.image_size, "width": cfg.image_size},
-        meta={"dataset": "mmnist", "test": cfg.test, "step_length": cfg.step_length},
+        meta={"dataset": "mmnist", "test": cfg.test, "step_length": cfg.step_length,
+              # what eval.protocol=openstl needs to score on the official file (10->10 data only)
+              **({"official_test": cfg.official_test, "data_root": None if data_root is None else str(data_root),
+                  "in_frames": cfg.in_frames, "out_frames": cfg.out_frames} if train_frames is None else {})},
     )
 
 
