@@ -20,8 +20,13 @@ Methods (``scan(a, b, h0, method=...)``):
 - ``"log"``: Heinsen's log-space scan for real a > 0: a*_t = cumsum(log a)_t,
   log h_t = a*_t + logcumsumexp_{k<=t}(log b_k - a*_k). b with negative entries uses complex
   logs (log|b| + i*pi) and takes the real part at the end, as in the reference.
+- ``"fused"`` (opt-in): the C++ kernel of :mod:`ostinato.core.kernels` (built on first use,
+  about a minute; CPU tensors): one pass over memory forward and one backward (the adjoint
+  recurrence), vectorised over the state, parallel over batch x state blocks; real or complex.
+  If the kernels cannot be built it falls back to "associative" with a one-line notice.
 - ``"auto"``: the sequential loop for short sequences (L <= 16, where the loop is cheapest),
-  otherwise the associative scan (fastest parallel path on CPU, any a).
+  otherwise "fused" when the kernels are already built (auto never compiles) and the tensors
+  are on the CPU, else the associative scan (fastest pure-PyTorch parallel path on CPU, any a).
 
 Gradients. The three parallel methods share one ``torch.autograd.Function``: the forward pass
 keeps only a, h and h0 (no per-level intermediates), and the backward pass is the adjoint
@@ -56,7 +61,7 @@ from torch.autograd.function import once_differentiable
 
 from .errors import ConfigError
 
-METHODS = ("auto", "sequential", "associative", "chunked", "log")
+METHODS = ("auto", "sequential", "associative", "chunked", "log", "fused")
 AUTO_SEQUENTIAL_MAX_L = 16  # "auto" loops for L up to this (the loop is cheapest for short L on CPU)
 DEFAULT_CHUNK = 8
 # chunked kernel, shared-axes case: at most this many elements in one dense (B, g, G, Q, Q)
@@ -253,6 +258,27 @@ def _parallel(a, b, h0, method: str, chunk: int) -> torch.Tensor:
     return h if (h.is_complex() and not out_dtype.is_complex) else h.to(out_dtype)
 
 
+def _fused_ok(b: torch.Tensor, build: bool) -> bool:
+    """Whether the fused kernel can run on b (CPU tensors; built, or built now if ``build``)."""
+    if b.device.type != "cpu":
+        return False
+    from . import kernels
+
+    return kernels.load(build=build) is not None
+
+
+def _fused(a, b, h0) -> torch.Tensor:
+    """The fused C++ scan in the work dtype (at least fp32, complex if either input is)."""
+    from .kernels.autograd import linear_scan_fused
+
+    out_dtype, acc = torch.promote_types(a.dtype, b.dtype), _acc_dtype(a, b)
+    full = torch.broadcast_shapes(a.shape, b.shape)
+    a = a.to(acc).expand(full[0], full[1], *a.shape[2:])  # batch/time broadcasts stay views
+    h0 = None if h0 is None else h0.to(acc).expand(full[:1] + full[2:])
+    h = linear_scan_fused(a, b.to(acc).expand(full), h0)
+    return h if (h.is_complex() and not out_dtype.is_complex) else h.to(out_dtype)
+
+
 def scan(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -262,7 +288,7 @@ def scan(
 ) -> torch.Tensor:
     """All states of h_t = a_t * h_{t-1} + b_t: a, b (B, L, *S), h0 (B, *S) -> (B, L, *S).
 
-    ``method`` in {"auto", "sequential", "associative", "chunked", "log"}; ``chunk`` is the
+    ``method`` in {"auto", "sequential", "associative", "chunked", "log", "fused"}; ``chunk`` is the
     chunk length of the chunked method.
     """
     if method not in METHODS:
@@ -270,9 +296,13 @@ def scan(
     if b.dim() < 2 or a.dim() != b.dim():
         raise ValueError(f"scan: a and b must both be (B, L, *S), got {tuple(a.shape)} and {tuple(b.shape)}")
     if method == "auto":
-        method = "sequential" if b.shape[1] <= AUTO_SEQUENTIAL_MAX_L else "associative"
+        method = "sequential" if b.shape[1] <= AUTO_SEQUENTIAL_MAX_L else ("fused" if _fused_ok(b, False) else "associative")
+    elif method == "fused" and not _fused_ok(b, True):
+        method = "associative"
     if method == "sequential":
         return scan_sequential(a, b, h0)
+    if method == "fused":
+        return _fused(a, b, h0)
     if chunk < 1:
         raise ConfigError(f"scan chunk={chunk}: expected a positive chunk length")
     return _parallel(a, b, h0, method, chunk)
