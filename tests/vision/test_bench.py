@@ -57,3 +57,19 @@ def test_mixer_task_trains_two_mixers_in_the_cell_slot_and_streams():
         r = kit.train(task["quick_recipe"], ov, probe=probe)
         assert r["steps"] == 2 and seen["slots"] == [mixer, mixer]  # test_convs5: 2 layers, each with the mixer
         assert r["test"]["mse"] > 0 and 0 < r["stream_s"] < 10
+
+
+def test_protocol_openstl_scores_the_official_file(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    monkeypatch.setenv("OSTINATO_DATA", str(tmp_path))
+    assert bench.main(["--protocol", "openstl", "--quick"]) == 2  # no file: one line, exit 2, before training
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(tmp_path / "video/moving_mnist/mnist_test_seq.npy") in err
+    arr = np.random.default_rng(0).integers(0, 256, (20, 5, 64, 64), dtype=np.uint8)  # official layout, 5 sequences
+    (tmp_path / "video/moving_mnist").mkdir(parents=True)
+    np.save(tmp_path / "video/moving_mnist/mnist_test_seq.npy", arr)
+    zeros = bench.trivial_baselines(3, "openstl")[0]
+    true = arr[10:20, :3].transpose(1, 0, 2, 3) / 255.0  # (3, 10, 64, 64): the first 3 sequences' targets
+    assert zeros["test"]["mse"] == pytest.approx((true**2).sum(axis=(2, 3)).mean(), rel=1e-6)
+    assert bench.trivial_baselines(3, "ostinato")[0]["test"]["mse"] != pytest.approx(zeros["test"]["mse"], rel=1e-3)
