@@ -397,8 +397,8 @@ def selective_scan(
         from ..kernels.autograd import selective_scan_fused
 
         cv = lambda t: None if t is None else t.to(acc)  # noqa: E731
-        out, last = selective_scan_fused(*(cv(t) for t in (u, delta, A, B, C, D, z, delta_bias, h0)),
-                                         delta_softplus=delta_softplus, chunk=int(chunk))
+        out, last = selective_scan_fused(cv(u), cv(delta), cv(A), cv(B), cv(C), cv(D), cv(z), cv(delta_bias),
+                                         delta_softplus, cv(h0), chunk=int(chunk))
         return out.to(dtype_in), last
     if method == "compiled":
         cv = lambda t: None if t is None else t.to(acc).contiguous()  # noqa: E731
