@@ -160,3 +160,27 @@ def test_learns_running_mean_of_frames():
         loss.backward()
         opt.step()
     assert loss.item() < 0.3 * base, (loss.item(), base)
+
+
+@pytest.mark.parametrize("cd_config", ["resnet", "standard"])
+def test_d_init_lecun_is_the_jax_init(cd_config):
+    from ostinato.core.layers.convssm import ConvS5Config, ConvS5SSM
+
+    cfg = dict(d_model=64, ssm_size=16, num_groups=8, cd_config=cd_config, kernel_D=3)
+    torch.manual_seed(0)
+    torch_init = ConvS5SSM(ConvS5Config(**cfg))
+    torch.manual_seed(0)
+    lecun = ConvS5SSM(ConvS5Config(**cfg, d_init="lecun"))
+    convs = [n for n, m in lecun.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs == (["conv1", "conv2"] if cd_config == "resnet" else ["conv_D"])
+    fan_in = 64 * 9
+    for n in convs:
+        w, b = lecun.get_submodule(n).weight, lecun.get_submodule(n).bias
+        assert torch.equal(b, torch.zeros_like(b))  # flax: zero bias
+        assert w.std().item() == pytest.approx(fan_in**-0.5, rel=0.05)  # LeCun normal: variance 1 / fan_in
+        assert w.abs().max().item() <= 2 * fan_in**-0.5 / 0.8796 + 1e-6  # truncated at 2 sigma
+        tb = torch_init.get_submodule(n).bias  # PyTorch's default: uniform bias, weight std 1 / sqrt(3 fan_in)
+        assert tb.abs().max().item() > 0 and torch_init.get_submodule(n).weight.std().item() == pytest.approx(
+            (3 * fan_in) ** -0.5, rel=0.05)
+    for n in ("Lambda_re", "Lambda_im", "B", "C", "log_step"):  # the SSM's own init is untouched
+        assert torch.equal(getattr(lecun, n), getattr(torch_init, n))

@@ -63,3 +63,13 @@ def test_loss_convention_sums_over_channels_and_width():
     pred, _ = m.predict_next(s[:, :-1])
     ref = ((pred - s[:, 1:]) ** 2).sum(dim=(2, 4)).mean()
     assert loss.item() == pytest.approx(ref.item())
+
+
+def test_d_init_option_reaches_the_core_layers():
+    torch.manual_seed(0)
+    m = create_model("test_convs5", d_init="lecun")
+    biases = [mod.bias for layer in m.ssm.layers for mod in (layer.mixer.conv1, layer.mixer.conv2)]
+    assert all(torch.equal(b, torch.zeros_like(b)) for b in biases)
+    torch.manual_seed(0)
+    d = create_model("test_convs5")  # default: PyTorch's init (what the reported runs used)
+    assert all(layer.mixer.conv1.bias.abs().sum() > 0 for layer in d.ssm.layers)
