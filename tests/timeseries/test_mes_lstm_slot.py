@@ -121,6 +121,8 @@ def test_slot_errors_are_one_line():
         create_model("test_mes_lstm", mixer={"name": "mambo"})
     with pytest.raises(ConfigError, match=r"model.activation='tanh' is the Keras LSTM's"):
         create_model("test_mes_lstm", mixer={"name": "lru"}, activation="tanh")
+    with pytest.raises(ConfigError, match=r"model.recurrent_init='per_gate' is the Keras LSTM's"):
+        create_model("test_mes_lstm", mixer={"name": "lru"}, recurrent_init="per_gate")
 
 
 def test_recipe_override_reaches_the_slot():

@@ -202,8 +202,10 @@ class MESLSTMConfig:
     recurrent_init: Literal["keras", "per_gate"] = "keras"  # LSTM recurrent kernel: Keras Orthogonal over all gates, or per gate block
 
     def validate(self) -> None:
-        if self.mixer is not None and self.activation != "relu":
-            raise ConfigError(f"model.activation={self.activation!r} is the Keras LSTM's; with model.mixer set it does not apply, drop it")
+        if self.mixer is not None:
+            for k, v, d in (("activation", self.activation, "relu"), ("recurrent_init", self.recurrent_init, "keras")):
+                if v != d:
+                    raise ConfigError(f"model.{k}={v!r} is the Keras LSTM's; with model.mixer set it does not apply, drop it")
         if self.head == "quantile":
             if not self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
                 raise ConfigError(f"model.quantiles={self.quantiles}: expected values in (0, 1)")
