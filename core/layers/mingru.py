@@ -15,6 +15,13 @@ An entering state h_0 is added exactly as exp(cumsum(log A)) ⊙ h_0 (no log of 
 or negative state is fine). "sequential" mode is the loop (the specification) and ``step``.
 Long sequences in fp32: cumsum(log A) grows in magnitude and loses absolute precision
 (Feng et al. 2024, "Were RNNs all we needed?", log-space scan); use fp64 or the sequential mode where that matters.
+
+Projections as in the authors' code (``BorealisAI/minRNNs`` ``models/minRNNs.py``): one biased
+Linear to [h̃, gates] and a biased Linear out, always (torch's default init). ``bias=False`` and
+``out_proj=False`` (an output map only when expansion != 1) give ``lucidrains/minGRU-pytorch``.
+Not offered (the authors' options, off here): a learned initial hidden state
+(``use_init_hidden_state``: here h_0 = 0 or the given state), minLSTM's forget-gate bias offset
+(``forget_bias_init_scale``) and minLSTM without gate normalisation (``use_coeff_norm=False``).
 """
 from __future__ import annotations
 
@@ -44,6 +51,8 @@ class MinGRUConfig:
     d_model: int = 256
     expansion: float = 1.0  # hidden width = expansion * d_model (an output projection when != 1)
     method: Literal["log", "sequential"] = "log"
+    bias: bool = True  # biased projections (authors' code); False: lucidrains/minGRU-pytorch
+    out_proj: bool = True  # always an output Linear (authors' code); False: only when expansion != 1 (lucidrains)
 
     def validate(self) -> None:
         if self.d_model < 1 or int(self.d_model * self.expansion) < 1:
@@ -65,8 +74,9 @@ class _MinRNN(nn.Module):
         cfg.validate()
         self.cfg = cfg
         self.d_inner = int(cfg.d_model * cfg.expansion)
-        self.to_gates = nn.Linear(cfg.d_model, self.n_gates * self.d_inner, bias=False)
-        self.to_out = nn.Linear(self.d_inner, cfg.d_model, bias=False) if self.d_inner != cfg.d_model else nn.Identity()
+        self.to_gates = nn.Linear(cfg.d_model, self.n_gates * self.d_inner, bias=cfg.bias)
+        proj = cfg.out_proj or self.d_inner != cfg.d_model
+        self.to_out = nn.Linear(self.d_inner, cfg.d_model, bias=cfg.bias) if proj else nn.Identity()
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> torch.Tensor:
         w = self.to_gates.weight
