@@ -17,7 +17,7 @@ rollouts as GIFs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -28,9 +28,12 @@ from ostinato.core.errors import ConfigError
 from ostinato.core.measure import model_device
 from ostinato.core.progress import track
 
-from .data.episodic import TEST_SEED_BASE, VAL_SEED_BASE
+from .data.episodic import SEED_END, TEST_SEED_BASE, VAL_SEED_BASE
 from .envs import EnvConfig, make_env
 from .models.encoders import obs_to_batch
+
+
+EXECUTIONS = ("receding", "open_loop", "ensemble")
 
 
 @dataclass
@@ -43,6 +46,17 @@ class ControlEvalConfig:
     parallel: int = 0  # envs stepped in lockstep in this process; 0: 16 for cue_task, 1 for simulators
     save_dir: str = ""  # folder for rollout GIFs (filled by `ostinato eval --save-dir DIR`)
     gif_episodes: int = 2
+    # more execution modes for the test rollouts (the same seeds): their metrics come as success_once_<mode>, ...
+    # e.g. [open_loop] reports muVLA's open-loop execution beside the receding-horizon one
+    extra_executions: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        bad = [m for m in [self.execution, *self.extra_executions] if m not in EXECUTIONS]
+        if bad:
+            raise ConfigError(f"eval.execution / eval.extra_executions: {bad[0]!r}: expected one of {', '.join(EXECUTIONS)}")
+        if not 0 <= self.episodes <= SEED_END - TEST_SEED_BASE or not 0 <= self.val_episodes <= TEST_SEED_BASE - VAL_SEED_BASE:
+            raise ConfigError(f"eval.episodes={self.episodes}, eval.val_episodes={self.val_episodes}: the test seeds "
+                              f"{TEST_SEED_BASE}+i and validation seeds {VAL_SEED_BASE}+i must stay in their ranges")
 
 
 def save_gif(frames: list[np.ndarray], path: Path, fps: int = 10) -> None:
@@ -64,7 +78,7 @@ def rollout(model, env_cfg: EnvConfig, seeds: list[int], execution: str = "reced
             parallel: int = 0, gif_dir: str = "", gif_episodes: int = 2, envs: list | None = None,
             ensemble_k: float = 0.01) -> dict[str, float]:
     """Run one episode per seed; returns the metrics of the module docstring."""
-    if execution not in ("receding", "open_loop", "ensemble"):
+    if execution not in EXECUTIONS:
         raise ConfigError(f"eval.execution={execution!r}: expected 'receding', 'open_loop' or 'ensemble'")
     model.eval()
     device = model_device(model)
@@ -211,6 +225,10 @@ def evaluate(model, data, split: str, cfg) -> dict[str, float]:
     if split == "val" and windows is not None:
         out.update(demo_metrics(model, windows))
     if n > 0 or not out:
-        out.update(rollout(model, env_cfg, [base + i for i in range(n)], ev.execution, ev.max_steps, ev.parallel,
+        seeds = [base + i for i in range(n)]
+        out.update(rollout(model, env_cfg, seeds, ev.execution, ev.max_steps, ev.parallel,
                            gifs, ev.gif_episodes if gifs else 0, ensemble_k=ev.ensemble_k))
+        for mode in (ev.extra_executions if split == "test" and n > 0 else []):
+            r = rollout(model, env_cfg, seeds, mode, ev.max_steps, ev.parallel, ensemble_k=ev.ensemble_k)
+            out.update({f"{k}_{mode}": r[k] for k in ("success_once", "success", "episode_len")})
     return out

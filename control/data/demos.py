@@ -185,13 +185,16 @@ def collect(cfg: EnvConfig, episodes: int, out: str | Path, seed: int = 0, keep_
                           "MIKASA RememberColor tasks and ManiSkill tasks with motion-planning solutions")
     if episodes <= 0:
         raise ConfigError(f"--episodes {episodes}: expected a positive number")
+    from .episodic import check_seeds
+
+    limit = max_tries or 3 * episodes
+    check_seeds([seed, seed + limit - 1], "val", f"--seed {seed} (with up to {limit} tries)")  # test seeds: evaluation only
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     env = make_env(cfg)
     rec = _Recorder(env)
     max_steps = getattr(env, "spec_max_steps", 0) or getattr(env, "max_steps", 0) or 200
     paths, tries, t0, steps = [], 0, time.time(), 0
-    limit = max_tries or 3 * episodes
     # stderr: a bar on a TTY, else "[collect ENV] episode 12/100 tries 14 0.8 episodes/s eta 1m50s" every
     # $OSTINATO_LOG_EVERY_S (30) seconds
     prog = Progress(episodes, f"collect {cfg.env}", unit="episode")

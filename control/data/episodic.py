@@ -211,8 +211,35 @@ class EpisodicWindows(EpochMixin, torch.utils.data.Dataset):
 
 
 # ----------------------------------------------------------------------------- registered dataset
-VAL_SEED_BASE = 1_000_000  # validation rollouts: seeds 1_000_000 + i (demos use 0, 1, ...)
-TEST_SEED_BASE = 4242424242  # muVLA / MIKASA evaluation protocol: seeds 4242424242 + i
+# Env seed ranges, disjoint by construction: training demos 0 .. 999_999, validation 1_000_000 .. 4242424241
+# (rollouts 1_000_000 + i, held-out demos recorded there too), test 4242424242 + i (muVLA / MIKASA protocol) up to
+# numpy's 2**32 - 1. A seed outside its range is an error (check_seeds), so a test episode cannot be a training demo.
+VAL_SEED_BASE = 1_000_000
+TEST_SEED_BASE = 4242424242
+SEED_END = 2**32
+RANGES = {"train": (0, VAL_SEED_BASE), "val": (VAL_SEED_BASE, TEST_SEED_BASE), "test": (TEST_SEED_BASE, SEED_END)}
+
+
+def check_seeds(seeds, split: str, what: str) -> None:
+    """Every seed of ``seeds`` in ``split``'s range (``RANGES``), else a one-line ConfigError naming ``what``.
+    Held-out demos (``val``) may also lie in the training range, where :func:`check_disjoint` guards them."""
+    lo, hi = (0, TEST_SEED_BASE) if split == "val" else RANGES[split]
+    bad = [int(x) for x in seeds if not lo <= int(x) < hi]
+    if bad:
+        name = {"train": "training", "val": "validation/held-out", "test": "test"}[split]
+        raise ConfigError(f"{what}: env seed {bad[0]} is outside the {name} range {lo}..{hi - 1} (training demos "
+                          f"0..{VAL_SEED_BASE - 1}, validation {VAL_SEED_BASE}+i, test {TEST_SEED_BASE}+i)")
+
+
+def check_disjoint(train, held_out, what: str) -> None:
+    both = sorted(set(int(x) for x in train) & set(int(x) for x in held_out))
+    if both:
+        raise ConfigError(f"{what}: {len(both)} held-out demo seeds are also training demo seeds (e.g. {both[0]}); "
+                          f"record held-out demos elsewhere, e.g. `--seed {VAL_SEED_BASE}`")
+
+
+def _seeds(eps: list[dict]) -> list[int]:
+    return [int(e["seed"]) for e in eps if "seed" in e]
 
 
 class RolloutSplit(torch.utils.data.Dataset):
@@ -258,12 +285,16 @@ def load_demos(cfg: ControlDemosConfig, data_root=None) -> list[dict]:
         if cfg.env != "cue_task":
             raise ConfigError(f"data.demos is empty: record demos first (`ostinato control collect {cfg.env} "
                               f"--episodes {cfg.episodes}`) and set data.demos to their folder")
-        return oracle_episodes(cfg, cfg.episodes, seed=cfg.seed)
+        eps = oracle_episodes(cfg, cfg.episodes, seed=cfg.seed)
+        check_seeds(_seeds(eps), "train", f"data.seed={cfg.seed} (the in-memory demos use seeds data.seed+i)")
+        return eps
     p = locate(cfg.demos, data_root, hint=f"record them with `ostinato control collect {cfg.env}`")
     eps = read_maniskill_h5(p) if p.suffix == ".h5" else load_episodes(p)
     if cfg.episodes and len(eps) < cfg.episodes:
         raise DataError(f"{p}: {len(eps)} episodes, data.episodes={cfg.episodes} requested")
-    return eps[: cfg.episodes or None]
+    eps = eps[: cfg.episodes or None]
+    check_seeds(_seeds(eps), "train", f"data.demos={cfg.demos}")
+    return eps
 
 
 @register_dataset("control_demos", config=ControlDemosConfig)
@@ -284,7 +315,7 @@ def control_demos(cfg: ControlDemosConfig, data_root: Path | None = None) -> Dat
     env_cfg = EnvConfig(**{k: getattr(cfg, k) for k in EnvConfig.__dataclass_fields__})
     meta = {"env": env_cfg, "n_demos": len(eps), "demo_steps": int(sum(len(e["action"]) for e in eps))}
     if cfg.val_demos:
-        meta["val_windows"] = val_demo_windows(cfg, data_root, mk)
+        meta["val_windows"] = val_demo_windows(cfg, data_root, mk, _seeds(eps))
     return DataBundle(
         train=ds, val=RolloutSplit(VAL_SEED_BASE), test=RolloutSplit(TEST_SEED_BASE), batch_size=1, collate=unwrap,
         shuffle=False, model_kwargs=mk, meta=meta,
@@ -292,7 +323,7 @@ def control_demos(cfg: ControlDemosConfig, data_root: Path | None = None) -> Dat
     )
 
 
-def val_demo_windows(cfg: ControlDemosConfig, data_root, mk: dict) -> EpisodicWindows:
+def val_demo_windows(cfg: ControlDemosConfig, data_root, mk: dict, train_seeds=()) -> EpisodicWindows:
     """The held-out demos of ``data.val_demos``: one stream per episode, one window per whole
     (aligned) episode, a single pass. ``mk`` (the model_kwargs of the training demos) gives
     the action, proprio and image sizes they must match."""
@@ -301,6 +332,8 @@ def val_demo_windows(cfg: ControlDemosConfig, data_root, mk: dict) -> EpisodicWi
     vp = locate(cfg.val_demos, data_root, hint=f"record held-out demos with `ostinato control collect {cfg.env} "
                                                f"--seed 1000000 --out DIR`")
     val_eps = load_episodes(vp, cfg.val_demo_episodes)
+    check_seeds(_seeds(val_eps), "val", f"data.val_demos={cfg.val_demos}")
+    check_disjoint(train_seeds, _seeds(val_eps), f"data.val_demos={cfg.val_demos}")
     v = val_eps[0]
     image = (cfg.image_size, cfg.image_size, mk["image_channels"]) if mk["image_channels"] else None
     if (v["action"].shape[-1], v["proprio"].shape[-1], v["rgb"].shape[1:] if "rgb" in v else None) != (

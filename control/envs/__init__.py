@@ -42,6 +42,8 @@ class EnvConfig:
     max_episode_steps: int = 0  # 0 = the task's default
     cue_agent_visible: bool = False  # cue_task only: draw the agent and give its position (leaks the choice after one move)
     cue_shuffle: bool = True  # cue_task only: shuffle the target colours every episode (False: fixed places per colour)
+    cue_jitter: float = 0.0  # cue_task only: move targets and cue by up to this much each episode (0: fixed places)
+    cue_distractors: int = 0  # cue_task only: squares of non-target colours at random places during the delay
 
 
 def make_env(cfg: EnvConfig | None = None, **kw) -> gym.Env:
@@ -52,7 +54,7 @@ def make_env(cfg: EnvConfig | None = None, **kw) -> gym.Env:
 
         kw = {"max_steps": cfg.max_episode_steps} if cfg.max_episode_steps else {}
         return CueTask(image_size=cfg.image_size, agent_visible=cfg.cue_agent_visible,
-                       shuffle_targets=cfg.cue_shuffle, **kw)
+                       shuffle_targets=cfg.cue_shuffle, jitter=cfg.cue_jitter, distractors=cfg.cue_distractors, **kw)
     if cfg.env not in ENV_NAMES:
         raise ConfigError(f"unknown env {cfg.env!r}; see `ostinato ls envs` (e.g. cue_task, PushCube-v1, RememberColor3-v0)")
     from .maniskill import ManiSkillEnv

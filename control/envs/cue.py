@@ -34,6 +34,14 @@ is gone before the reveal and nothing after it depends on the cue. The memory mu
 the cue from the last cue step through the delay and all post-reveal steps, so a TBPTT
 window K shorter than the episode cuts the gradient paths it learns from.
 
+**Unseen episodes.** With fixed places the task has only ``n_targets`` distinct episodes (one per cue colour), and
+with shuffled colours ``n_targets * n_targets!``: a test seed then replays a training episode pixel for pixel.
+``jitter > 0`` moves each target (each episode, uniformly within ``jitter`` of its arc place in x and y) and the cue
+(within ``jitter`` of the centre), and ``distractors = k`` shows k squares of colours that are never targets at
+random places during the delay. Both are drawn after the cue and the colour order, so a seed keeps its cue and
+order; the goal direction then depends on the remembered cue and on where the targets are seen, and test episodes
+are new ones (tests/control/test_envs.py checks that none is in the training demos by content).
+
 Observation (the API of the ManiSkill wrappers): ``{"rgb": (S, S, 3) uint8, "proprio": (1,)
 or (5,) float32, "instruction": str}``, rendered with numpy. :meth:`render` (GIFs) always
 draws the agent (a white dot). :meth:`CueTask.oracle_action` is the privileged expert used
@@ -71,18 +79,25 @@ class CueTask(gym.Env):
         target_radius: float = 0.2,
         agent_visible: bool = False,
         shuffle_targets: bool = True,
+        jitter: float = 0.0,
+        distractors: int = 0,
         render_mode: str | None = "rgb_array",
     ):
         if not 2 <= n_targets <= len(PALETTE):
             raise ValueError(f"n_targets={n_targets}: expected 2..{len(PALETTE)}")
         self.n_targets, self.size, self.agent_visible = n_targets, image_size, agent_visible
-        self.shuffle_targets = shuffle_targets
+        self.shuffle_targets, self.jitter, self.n_distractors = shuffle_targets, float(jitter), int(distractors)
+        if not 0.0 <= self.jitter <= 0.3 or not 0 <= self.n_distractors <= len(PALETTE) - n_targets:
+            raise ValueError(f"jitter={jitter}, distractors={distractors}: expected 0 <= jitter <= 0.3 and "
+                             f"0..{len(PALETTE) - n_targets} distractors")
         self.cue_steps, self.delay_steps, self.max_steps = cue_steps, delay_steps, max_steps
         self.speed, self.render_mode = speed, render_mode
         ang = np.deg2rad(np.linspace(150.0, 30.0, n_targets))  # (n,) left to right
-        self.target_xy = (START + ARC_RADIUS * np.stack([np.cos(ang), np.sin(ang)], -1)).astype(np.float32)  # (n, 2)
+        self.arc_xy = (START + ARC_RADIUS * np.stack([np.cos(ang), np.sin(ang)], -1)).astype(np.float32)  # (n, 2)
         chord = 2 * ARC_RADIUS * np.sin((ang[0] - ang[1]) / 2)
-        self.radius = float(min(target_radius, 0.45 * chord))  # touching areas never overlap
+        # touching areas never overlap, jittered or not
+        self.radius = float(min(target_radius, 0.45 * (chord - 2 * np.sqrt(2) * self.jitter)))
+        self.target_xy, self.cue_xy, self.distractor_xy = self.arc_xy.copy(), np.zeros(2, np.float32), np.zeros((0, 2))
         self.instruction = INSTRUCTION
         self.observation_space = spaces.Dict(
             {
@@ -105,6 +120,12 @@ class CueTask(gym.Env):
         perm = rng.permutation(self.n_targets)  # drawn either way: the cue of a seed does not depend on the option
         self.order = perm if self.shuffle_targets else np.arange(self.n_targets)  # target i has colour PALETTE[order[i]]
         self.goal = int(np.flatnonzero(self.order == self.cue)[0])
+        if self.jitter:  # drawn after the cue and the order: a seed keeps both
+            j = rng.uniform(-self.jitter, self.jitter, (self.n_targets + 1, 2)).astype(np.float32)
+            self.target_xy, self.cue_xy = self.arc_xy + j[:-1], j[-1]
+        if self.n_distractors:  # colours that are never targets, anywhere in the upper part of the frame
+            self.distractor_col = self.n_targets + rng.permutation(len(PALETTE) - self.n_targets)[: self.n_distractors]
+            self.distractor_xy = rng.uniform([-0.9, -0.3], [0.9, 0.9], (self.n_distractors, 2)).astype(np.float32)
         self.pos = START.copy()
         self.vel = np.zeros(2, np.float32)
         self.t = 0
@@ -150,7 +171,10 @@ class CueTask(gym.Env):
         img = np.full((s, s, 3), 40, np.uint8)  # (S, S, 3)
         half = max(1, s // 16)
         if self.t < self.cue_steps:
-            self._square(img, np.zeros(2), 2 * half, PALETTE[self.cue])
+            self._square(img, self.cue_xy, 2 * half, PALETTE[self.cue])
+        elif not self.targets_visible:
+            for xy, c in zip(self.distractor_xy, getattr(self, "distractor_col", ())):
+                self._square(img, xy, half, PALETTE[c])
         if self.targets_visible:
             for i in range(self.n_targets):
                 self._square(img, self.target_xy[i], half, PALETTE[self.order[i]])

@@ -17,8 +17,11 @@ Per-step token layout (as in muVLA: images, proprio, memory, instruction, action
 
     [img_1..img_k, proprio, M_in(t) (m tokens), instr_1..instr_L, q_1..q_C]
 
-Attention is bidirectional within a step; with ``attention_mask_mode="custom"`` (muVLA's
-default) the memory tokens do not read the action queries. ``n_mem=0`` is the memoryless
+Attention is bidirectional within a step, except that with ``attention_mask_mode="custom"`` (the default, as in
+muVLA's official code) no context row (images, proprio, memory, instruction) reads the empty action queries, so the
+memory written at a step does not depend on them; the queries read everything. ``"memory_only"`` stops only the
+memory rows (this package's mask before 2026-12-07: the context rows then carry query information into the
+memory through the next layer), ``"full"`` masks nothing. ``n_mem=0`` is the memoryless
 baseline (same network, nothing carried).
 
 **Memory slot** (``model.mixer``, after the mixer slots of ``ostinato.core.mixer``): with a causal core mixer in
@@ -62,7 +65,9 @@ class MuVLAConfig(StepPolicyConfig):
     n_mem: int = 16  # m; 0 = memoryless baseline
     memory_update: Literal["tbptt", "ema"] = "tbptt"
     ema_alpha: float = 0.1
-    attention_mask_mode: Literal["custom", "full"] = "custom"
+    # "custom" (muVLA's default): no context row (images, proprio, memory, instruction) reads the action queries;
+    # "memory_only": only the memory rows do not (this package's mask before 2026-12-07); "full": no mask
+    attention_mask_mode: Literal["custom", "memory_only", "full"] = "custom"
     # True: the backbone ends in a LayerNorm and the memory carried to t+1 is that normalised output (like an
     # LLM's last hidden state). False: no final LayerNorm on the backbone, the memory carries the raw residual
     # stream and only the action head reads through a LayerNorm. Probes on RememberColor3 (docs/control.md):
@@ -107,10 +112,7 @@ class MuVLAPolicy(nn.Module):
         self.head_norm = nn.Identity() if cfg.memory_norm else nn.LayerNorm(d)  # see MuVLAConfig.memory_norm
         self.head = nn.Linear(d, cfg.action_dim)
         n = self.obs.n_tokens + cfg.chunk
-        mem_sees = torch.ones(n, dtype=torch.bool)
-        if cfg.attention_mask_mode == "custom":
-            mem_sees[-cfg.chunk :] = False  # memory does not read the (empty) action queries
-        self.register_buffer("mem_sees", mem_sees, persistent=False)
+        self.register_buffer("mask", self._build_mask(), persistent=False)  # (S, S) or None
         self._carry: dict | None = None  # training memory carried between windows (detached)
         if cfg.memory_recon:  # the first frame's pixels from the written memory (see MuVLAConfig.memory_recon)
             self.recon = recon_decoder(cfg.n_mem * d if cfg.mixer is None else self.memory.d_out, cfg)
@@ -121,10 +123,24 @@ class MuVLAPolicy(nn.Module):
         """Flat steps (N, ...) -> tokens (N, n, d), padding (N, n)."""
         return step_tokens(self.obs, self.queries, rgb, proprio, instr)
 
+    def _build_mask(self) -> torch.Tensor | None:
+        """(S, S) bool over [img, proprio, memory (m rows), instr, queries (C)], True = may attend: with "custom"
+        the rows before the queries skip the query columns, with "memory_only" the memory rows do."""
+        cfg, C = self.cfg, self.cfg.chunk
+        m = self.memory.n_mem  # memory tokens, 1 state token (slot) or 0
+        mode = cfg.attention_mask_mode
+        if mode == "full" and m and cfg.mixer is None:  # an all-True mask, as before (the same numbers)
+            return torch.ones(self.obs.n_tokens + C + m, self.obs.n_tokens + C + m, dtype=torch.bool)
+        if mode == "full" or (mode == "memory_only" and not m):
+            return None
+        S, i = self.obs.n_tokens + C + m, self.n_img + 1
+        mask = torch.ones(S, S, dtype=torch.bool)
+        rows = slice(i, i + m) if mode == "memory_only" else slice(0, S - C)
+        mask[rows, S - C :] = False  # context (or memory) rows do not read the (empty) action queries
+        return mask
+
     def _mask(self):
-        if (not self.cfg.n_mem if self.cfg.mixer is None else self.cfg.attention_mask_mode == "full"):
-            return None  # (memory tokens in "full" mode keep their all-True mask: the same numbers as before)
-        return self.memory.attn_mask(self.obs.n_tokens + self.cfg.chunk, self.mem_sees)
+        return self.mask
 
     def init_state(self, batch_size: int, device=None):
         return self.memory.init_state(batch_size, device)
