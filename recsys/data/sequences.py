@@ -9,8 +9,9 @@ Conventions (SASRec ``util.py`` / ``sampler.py``):
 - a training example is a user's train sequence s_1..s_n cut to its last maxlen+1 items:
   input s_1..s_{n-1} and targets s_2..s_n, both left-padded with 0 to maxlen; each target
   position gets ``n_negatives`` items drawn uniformly from the items *not* in the user's
-  train sequence (``random_neq``); users with fewer than 2 train items give no example
-  (the TF sampler redraws them);
+  train sequence (``random_neq``; ``negatives="all"``: from all items, as gSASRec's
+  ``collate_with_random_negatives``, so a negative may be the positive or a seen item); users
+  with fewer than 2 train items give no example (the TF sampler redraws them);
 - negatives come from ``index_rng(seed, epoch, index)``, so an example is a pure function of
   (seed, epoch, index): any worker or a resumed run draws exactly the same batch.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -244,8 +246,8 @@ def sample_excluding(rngs: list[np.random.Generator], need: np.ndarray, excl_row
 class TrainSequences(EpochMixin):
     """Training examples, one per user with >= 2 train items (see the module doc)."""
 
-    def __init__(self, split: LeaveOneOut, maxlen: int, n_negatives: int = 1, seed: int = 0):
-        self.split, self.maxlen, self.k, self.seed = split, maxlen, n_negatives, seed
+    def __init__(self, split: LeaveOneOut, maxlen: int, n_negatives: int = 1, seed: int = 0, negatives: str = "unseen"):
+        self.split, self.maxlen, self.k, self.seed, self.negatives = split, maxlen, n_negatives, seed, negatives
         train_len = split.train_end - split.data.offsets[:-1]
         self.users = np.flatnonzero(train_len >= 2)
 
@@ -266,7 +268,10 @@ class TrainSequences(EpochMixin):
         pos = np.where(seq != 0, w[:, 1:], 0)  # (B, L)
         tgt = pos != 0
         need = tgt.sum(1) * k  # (B,)
-        rows, excl = gather_segments(self.split.data.items, starts, ends)
+        if self.negatives == "all":  # nothing excluded
+            rows = excl = np.zeros(0, dtype=np.int64)
+        else:
+            rows, excl = gather_segments(self.split.data.items, starts, ends)
         rngs = [index_rng(self.seed, self.epoch, int(i)) for i in idx]
         _, negs = sample_excluding(rngs, need, rows, excl, self.split.n_items)
         neg = np.zeros((len(idx), L, k), dtype=np.int64)
@@ -312,6 +317,7 @@ class SeqDataConfig:
     eval_batch_size: int = 256
     n_negatives: int = 1  # negatives per target position (1: SASRec's BCE)
     seed: int = 0  # negative sampling: index_rng(seed, epoch, index)
+    negatives: Literal["unseen", "all"] = "unseen"  # unseen: not in the user's train items (SASRec); all: gSASRec
 
     def validate(self) -> None:
         if self.maxlen < 1 or self.batch_size < 1 or self.eval_batch_size < 1 or self.n_negatives < 1:
@@ -324,7 +330,7 @@ def make_bundle(data: Interactions, cfg: SeqDataConfig) -> DataBundle:
     split = LeaveOneOut(data)
     if not split.evaluable.any():
         raise DataError(f"{data.source or 'dataset'}: no user has the 3 interactions a leave-one-out split needs")
-    train = TrainSequences(split, cfg.maxlen, cfg.n_negatives, cfg.seed)
+    train = TrainSequences(split, cfg.maxlen, cfg.n_negatives, cfg.seed, cfg.negatives)
     return DataBundle(
         train=train,
         val=EvalSequences(split, "val", cfg.maxlen),

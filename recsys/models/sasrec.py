@@ -53,11 +53,14 @@ Losses (``loss``), all averaged over non-padding target positions:
   in the original; ``data.n_negatives`` sets how many);
 - ``ce``: full softmax cross-entropy over all items (SASRec+ / RecBole ``CE``);
 - ``sampled_softmax``: softmax over [positive, k negatives] (uniform proposal, so no logQ term);
-- ``gbce``: gSASRec's generalised BCE (``asash/gSASRec-pytorch``): with k negatives out of
-  n items, alpha = k / (n - 1), beta = alpha * (t * (1 - 1/alpha) + 1/alpha); the loss is
-  the mean over the k+1 logits of [beta * softplus(-r+), softplus(r-_1), ...]. t = 0 gives
-  beta = 1, i.e. BCE / (k+1). Computed with ``softplus``, which equals gSASRec's clamped
-  logit transform up to its 1e-10 clamps.
+- ``gbce``: gSASRec's generalised BCE (Petrov & Macdonald, RecSys 2023; ``asash/gSASRec-pytorch``
+  ``gbce.py``): with k negatives out of n items, alpha = k / (n - 1) (``gbce_alpha="paper"``;
+  "code": k / (n - 2), the code's ``pool_size = n - 1`` put into k / (pool_size - 1)),
+  beta = alpha * (t * (1 - 1/alpha) + 1/alpha); the loss is the mean over the k+1 logits of
+  [beta * softplus(-r+), softplus(r-_1), ...], i.e. -log sigma(r+)^beta - sum log(1 - sigma(r-)).
+  t = 0 gives beta = 1, i.e. BCE / (k+1). Negatives: gSASRec draws them uniformly from all
+  items (``data.negatives=all``); the default ``unseen`` is SASRec's sampler (not the user's
+  train items). gSASRec's code computes the loss in fp64; here it is in the model's dtype.
 """
 from __future__ import annotations
 
@@ -75,6 +78,12 @@ from ostinato.core.mixer import MixerConfig, build_mixer
 from ostinato.core.registry import register_model
 
 # ----------------------------------------------------------------------------- blocks
+
+
+def gbce_beta(k: int, n_items: int, t: float, alpha: str = "paper") -> float:
+    """gSASRec's beta for k negatives out of n_items: alpha (t (1 - 1/alpha) + 1/alpha) (module doc)."""
+    a = k / max(n_items - (1 if alpha == "paper" else 2), 1)
+    return a * (t * (1 - 1 / a) + 1 / a)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -370,6 +379,7 @@ class SASRecConfig:
     init: Literal["tf", "xavier", "normal"] = "tf"  # normal: N(0, 0.02) weights, zero biases (RecBole, Mamba4Rec, LRURec)
     loss: Literal["bce", "ce", "sampled_softmax", "gbce"] = "bce"
     gbce_t: float = 0.75  # gSASRec's calibration t (loss="gbce"); k = data.n_negatives
+    gbce_alpha: Literal["paper", "code"] = "paper"  # alpha = k/(n-1) (paper) or k/(n-2) (gSASRec-pytorch)
     l2_emb: float = 0.0  # TF's l2_emb: l2_emb * sum(E^2) added to the loss
     packed: bool = True  # compute real positions only (same outputs as padded; faster)
     attn_chunk: int = 64  # packed attention: at most this many rows per length group
@@ -598,10 +608,8 @@ class SASRec(nn.Module):
                 logits = torch.cat([s_pos[:, None], s_neg], dim=1)  # (N, 1 + k)
                 loss = F.cross_entropy(logits, torch.zeros_like(p))
             else:  # gbce
-                k, n = s_neg.shape[1], self.cfg.n_items
-                alpha = k / max(n - 1, 1)
-                beta = alpha * (self.cfg.gbce_t * (1 - 1 / alpha) + 1 / alpha)
-                loss = ((beta * F.softplus(-s_pos) + F.softplus(s_neg).sum(-1)) / (k + 1)).mean()
+                beta = gbce_beta(s_neg.shape[1], self.cfg.n_items, self.cfg.gbce_t, self.cfg.gbce_alpha)
+                loss = ((beta * F.softplus(-s_pos) + F.softplus(s_neg).sum(-1)) / (s_neg.shape[1] + 1)).mean()
         logs = {} if kind == "ce" else {"auc": float((s_pos[:, None] > s_neg).float().mean())}  # TF's "auc"
         if self.cfg.l2_emb > 0:
             loss = loss + self.cfg.l2_emb * self.item_emb.weight.pow(2).sum()

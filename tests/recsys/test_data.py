@@ -163,3 +163,25 @@ def test_shared_files_match_their_published_statistics(shared_data):
     assert (d.n_users, d.n_items, int(d.offsets[-1])) == (31013, 23715, 287107)
     b = read_s3rec_txt(shared_data / "recsys/s3rec_seq/Beauty.txt")
     assert (b.n_users, b.n_items, int(b.offsets[-1])) == (22363, 12101, 198502)
+
+
+def test_negatives_all_draws_from_every_item():
+    """negatives="all" (gSASRec): uniform over 1..n_items, the user's own items included; "unseen" never."""
+    data = synthetic_sequences(n_users=40, n_items=12, min_len=4, max_len=10, seed=3)
+    loo = LeaveOneOut(data)
+    for mode in ("unseen", "all"):
+        ds = TrainSequences(loo, maxlen=8, n_negatives=50, seed=7, negatives=mode)
+        b = ds.__getitems__(list(range(len(ds))))
+        seen = hits = 0
+        for r, u in enumerate(ds.users):
+            tr = set(data.items[data.offsets[u]:loo.train_end[u]].tolist())
+            got = b["neg"][r][b["pos"][r] != 0].ravel().numpy()
+            assert ((got >= 1) & (got <= 12)).all()
+            seen += np.isin(got, list(tr)).sum()
+            hits += got.size
+            if mode == "all":  # uniform: every item drawn about equally often
+                counts = np.bincount(got, minlength=13)[1:]
+        if mode == "unseen":
+            assert seen == 0
+        else:
+            assert seen > 0.2 * hits and counts.min() > 0

@@ -165,3 +165,33 @@ def test_paper_defaults_and_init():
     n_params = sum(p.numel() for p in m.parameters())
     # E + P + per block (2 LN + Q + KV + 2 FFN) + final LN, no attention output projection
     assert n_params == 1001 * 50 + 50 * 50 + 2 * (4 * 50 + 3 * 2550 + 2 * 2550) + 100
+
+
+def test_gbce_beta_at_t_075_is_the_papers():
+    from ostinato.recsys.models.sasrec import gbce_beta
+
+    # Petrov & Macdonald 2023, eq. for beta: alpha = k / (|I| - 1); k = 1, |I| = 101, t = 0.75: alpha = 0.01,
+    # beta = 0.01 * (0.75 * (1 - 100) + 100) = 0.2575 (by hand)
+    assert gbce_beta(1, 101, 0.75) == pytest.approx(0.2575)
+    assert gbce_beta(1, 101, 0.0) == pytest.approx(1.0) and gbce_beta(1, 101, 1.0) == pytest.approx(0.01)
+    assert gbce_beta(1, 101, 0.75, "code") == pytest.approx((1 / 99) * (0.75 * (1 - 99) + 99))  # gSASRec-pytorch
+
+
+@pytest.mark.parametrize("alpha", ["paper", "code"])
+def test_gbce_loss_is_the_papers_formula(alpha):
+    """loss = mean over positions of [-log sigma(s+)^beta - sum_j log(1 - sigma(s-_j))] / (k + 1), t = 0.75."""
+    torch.manual_seed(0)
+    k, t = 4, 0.75
+    m = create_model("test_sasrec", dropout=0.0, loss="gbce", gbce_t=t, gbce_alpha=alpha).double()
+    b = _batch(k=k)
+    loss, _ = m.loss(b)
+    f = m(b["seq"])  # (B, L, D)
+    E = m.item_emb.weight
+    on = b["pos"] != 0
+    sp = (f * E[b["pos"]]).sum(-1)[on]  # (N,)
+    sn = torch.einsum("bld,blkd->blk", f, E[b["neg"]])[on]  # (N, k)
+    n = m.cfg.n_items
+    a = k / (n - 1) if alpha == "paper" else k / (n - 2)
+    beta = a * (t * (1 - 1 / a) + 1 / a)
+    ref = (-(torch.sigmoid(sp) ** beta).log() - (1 - torch.sigmoid(sn)).log().sum(-1)) / (k + 1)
+    torch.testing.assert_close(loss, ref.mean(), rtol=1e-10, atol=1e-12)
