@@ -27,6 +27,12 @@ const T* ptr(const OptT& t) {
   return t.has_value() ? t->data_ptr<T>() : nullptr;
 }
 
+// tasks per thread chunk: small problems run inline (waking a thread costs more than the work)
+int64_t grain(int64_t work_per_task) {
+  constexpr int64_t kMinWork = 1 << 16;  // elements x steps worth a thread
+  return std::max<int64_t>(1, kMinWork / std::max<int64_t>(1, work_per_task));
+}
+
 int64_t num_groups(int64_t Bsz, int64_t nblk) {  // channel groups per batch element in the backward pass
   const int64_t want = (4 * at::get_num_threads() + Bsz - 1) / Bsz;
   return std::max<int64_t>(1, std::min(nblk, want));
@@ -50,7 +56,7 @@ std::vector<Tensor> selective_fwd(const Tensor& u, const Tensor& delta, const Te
                            Bm.data_ptr<scalar_t>(), Cm.data_ptr<scalar_t>(), ptr<scalar_t>(Dv), ptr<scalar_t>(z),
                            ptr<scalar_t>(bias), ptr<scalar_t>(h0), out.data_ptr<scalar_t>(),
                            last.data_ptr<scalar_t>(), ckpt.data_ptr<scalar_t>(), Bsz, L, D, N, chunk, softplus};
-    at::parallel_for(0, Bsz * nblk, 1, [&](int64_t s, int64_t e) {
+    at::parallel_for(0, Bsz * nblk, grain(L * N * kSelW), [&](int64_t s, int64_t e) {
       for (int64_t i = s; i < e; ++i) selective_fwd_task(p, i / nblk, (i % nblk) * kSelW);
     });
   });
@@ -82,7 +88,7 @@ std::vector<Tensor> selective_bwd(const Tensor& u, const Tensor& delta, const Te
                     g_u.data_ptr<T>(), g_delta.data_ptr<T>(), z.has_value() ? g_z.data_ptr<T>() : nullptr,
                     g_A.data_ptr<T>(), g_h0.data_ptr<T>(), g_B.data_ptr<T>(), g_C.data_ptr<T>(), g_D.data_ptr<T>(),
                     g_bias.data_ptr<T>(), Bsz, L, D, N, chunk, G, softplus};
-    at::parallel_for(0, Bsz * G, 1, [&](int64_t s, int64_t e) {
+    at::parallel_for(0, Bsz * G, grain(L * N * kSelW * per), [&](int64_t s, int64_t e) {
       for (int64_t i = s; i < e; ++i) {
         const int64_t b = i / G, g = i % G;
         const int64_t d_begin = g * per * kSelW, d_end = std::min(D, (g + 1) * per * kSelW);
@@ -107,7 +113,7 @@ void linear_run(const Tensor& a, const Tensor& b, const OptT& h0, const Tensor* 
     LinArgs<T> p{static_cast<const T*>(a.data_ptr()), static_cast<const T*>(b.data_ptr()),
                  h0.has_value() ? static_cast<const T*>(h0->data_ptr()) : nullptr, P(h), P(gh),
                  static_cast<T*>(out.data_ptr()), P(g_a), P(g_h0), Bsz, L, S, a_sb, a_sl};
-    at::parallel_for(0, Bsz * nblk, 1, [&](int64_t s, int64_t e) {
+    at::parallel_for(0, Bsz * nblk, grain(L * kLinW), [&](int64_t s, int64_t e) {
       for (int64_t i = s; i < e; ++i) {
         const int64_t bb = i / nblk, s0 = (i % nblk) * kLinW;
         if (BWD) {

@@ -19,6 +19,8 @@ def test_bench_rows_and_json(tmp_path, capsys):
         assert want in impls, want
     assert any(r["group"] == "s5" and r["impl"].startswith("s5-pytorch") for r in rows)
     for r in rows:
+        if r["group"] in ("peak", "e2e"):  # the matmul ceiling (fwd_s, gflops) and end-to-end rows
+            continue
         if r["group"] == "s5" and r["impl"].startswith("s5-pytorch") and not r.get("fwd_s"):
             assert "not installed" in r["note"]
             continue
@@ -27,7 +29,8 @@ def test_bench_rows_and_json(tmp_path, capsys):
     fast = [r for r in rows if r["impl"] == "chunked (ours)"]
     assert len(fast) == 2 and all(r["speedup_fwdbwd"] > 0 for r in fast)
     text = capsys.readouterr().out
-    assert "selective" in text and "x f+b" in text and text.count("| scan ") == 8
+    n_scan = 5 if bench.kernels.available() else 4  # + the fused kernel's row when it is built
+    assert "selective" in text and "x f+b" in text and text.count("| scan ") == 2 * n_scan
 
 
 def test_peak_bytes_counts_allocations_during_the_call():

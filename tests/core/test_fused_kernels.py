@@ -89,11 +89,12 @@ def test_selective_chunk_lengths(ops):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_selective_threads(ops, threads):
-    """One batch element, 3 channel blocks: with 2 threads the backward splits channels into groups."""
+    """One batch element, 3 channel blocks, enough work per block (L N 16 >= 2^16) for the kernels to
+    use every thread; with 2 threads the backward splits the channels into groups."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        check_sel(sel_inputs(1, 64, 40, 4, seed=3), delta_softplus=True)
+        check_sel(sel_inputs(1, 1024, 40, 4, seed=3), delta_softplus=True)
     finally:
         torch.set_num_threads(old)
 
@@ -155,7 +156,8 @@ def test_linear_threads(ops, threads):
     torch.set_num_threads(threads)
     try:
         g = torch.Generator().manual_seed(2)
-        check_lin(decay(1, 100, 200, g=g), torch.randn(1, 100, 200, generator=g), torch.randn(1, 200, generator=g))
+        L = 1024  # L x 64 >= 2^16: enough work per block for the kernel to use every thread
+        check_lin(decay(1, L, 200, g=g), torch.randn(1, L, 200, generator=g), torch.randn(1, 200, generator=g))
     finally:
         torch.set_num_threads(old)
 
