@@ -2,7 +2,8 @@
 
 For each task, three policies are trained by behaviour cloning on the same oracle demos with
 the same budget (optimizer steps and a wall-clock cap), then evaluated closed-loop on the
-test seeds ``4242424242 + i`` (``success_once``, receding-horizon execution):
+test seeds ``4242424242 + i`` (``success_once``, receding-horizon execution; the cue tasks also report open-loop
+execution on the same seeds, ``eval.extra_executions``):
 
 - ``muvla``      memory tokens (cue task m=8, RememberColor3 m=16), TBPTT K=12 (the muVLA
   mechanism, CPU-sized backbone);
@@ -35,12 +36,12 @@ from ostinato.core import benchkit as kit
 
 POLICIES = (("muvla", "muvla"), ("memoryless", "memoryless"), ("lstm", "lstm"))
 BUDGETS = {  # task -> (recipe suffix, overrides shared by the three policies)
-    "cue_task": ("cue_task", ["trainer.max_steps=800", "trainer.max_minutes=20", "trainer.eval_every_steps=200",
+    "cue_task": ("cue_task", ["eval.extra_executions=[open_loop]", "trainer.max_steps=800", "trainer.max_minutes=20", "trainer.eval_every_steps=200",
                               "eval.episodes=100"]),
-    "cue_task_quick": ("cue_task", ["trainer.max_steps=400", "trainer.max_minutes=10", "trainer.eval_every_steps=200",
+    "cue_task_quick": ("cue_task", ["eval.extra_executions=[open_loop]", "trainer.max_steps=400", "trainer.max_minutes=10", "trainer.eval_every_steps=200",
                                     "eval.episodes=100", "eval.val_episodes=30"]),
     # measured: muVLA at chance up to ~3000 steps, 0.66 test success after 5813 (see README)
-    "cue_task_shuffled": ("cue_task", ["data.cue_shuffle=true", "trainer.max_steps=6000", "trainer.max_epochs=1000",
+    "cue_task_shuffled": ("cue_task", ["eval.extra_executions=[open_loop]", "data.cue_shuffle=true", "trainer.max_steps=6000", "trainer.max_epochs=1000",
                                        "trainer.max_minutes=40", "trainer.eval_every_steps=1000", "eval.episodes=100"]),
     "RememberColor3-v0": ("remembercolor3", ["trainer.max_steps=1500", "trainer.max_minutes=40",
                                              "trainer.eval_every_steps=500", "eval.episodes=100"]),
@@ -120,6 +121,7 @@ def run_task(task: str, work: Path | None = None, extra: list[str] | None = None
 
 
 COLUMNS = [("task", "task"), ("policy", "policy"), ("success_once", "test.success_once", ".2f"),
+           ("open-loop", "test.success_once_open_loop", ".2f"),
            ("final", "test.success", ".2f"), ("ep_len", "test.episode_len", ".1f"), ("train_s", "train_time_s", ".0f"),
            ("steps", "steps"), ("env steps/s", "env_steps_per_s", ".1f")]
 NOTE = ("success_once on test seeds 4242424242+i (eval.episodes of them); best checkpoint chosen on validation seeds "
