@@ -12,6 +12,7 @@ evaluator as ``eval_s``, is taken out). Needs ``recsys/sasrec/Video.txt`` under 
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,49 @@ def _print(runs: list[dict[str, Any]], refs: list[dict[str, Any]], goal: dict[st
     m = kit.machine()
     print(f"CPU {m['processor']} x{m['cpus']}, torch {m['torch']}; goal test sampled NDCG@10 >= {TARGET_NDCG} "
           f"within {MINUTES:.0f} min: {'met by ' + ', '.join(goal['met_by']) if goal['met_by'] else 'not met'}")
+
+
+def stream_latency(model, cfg, steps: int = 50) -> float:
+    """Seconds per streamed step at batch 1: one new item through the mixers' ``step`` and every item
+    scored for the next one (``SASRec.stream_step``), over ``steps`` items of a random history.
+    A model without a step mode (attention, or positional embeddings) raises its one-line ConfigError."""
+    import torch
+
+    from ostinato.core.measure import model_device
+
+    model.eval()
+    dev = model_device(model)
+    state = model.init_stream(1, device=dev)
+    items = torch.randint(1, model.cfg.n_items + 1, (steps + 3, 1), generator=torch.Generator().manual_seed(0)).to(dev)
+    for t in range(3):  # warm-up
+        _, state = model.stream_step(items[t], state)
+    t0 = time.perf_counter()
+    for t in range(3, steps + 3):
+        _, state = model.stream_step(items[t], state)
+    return (time.perf_counter() - t0) / steps
+
+
+def mixer_task() -> dict[str, Any]:
+    """SASRec's mixer slot on Amazon Games (sampled-100 and full-ranking test metrics), for ``ostinato bench mixers``.
+
+    The default cell is the published SASRec (attention). Mixer cells put each causal core mixer, with its
+    default settings, where attention was and drop SASRec's positional embedding (``mixer_overrides``), as
+    Mamba4Rec, LRURec and GRU4Rec do: SASRec counts positions from the window's end, so a model that carries
+    a state item by item could not use them. ``stream`` times ``SASRec.stream_step`` (next-item scores after
+    each new item, batch 1); the attention cell has no step mode.
+    """
+    from ostinato.core.mixer import is_causal, mixer_entries
+
+    return {
+        "task": "recsys/games",
+        "recipe": "recsys/sasrec_games",
+        "quick_recipe": "recsys/test_sasrec",
+        "slot": "model.mixer",
+        "default": "attention",
+        "mixers": sorted(n for n, e in mixer_entries().items() if is_causal(e, e.config())),
+        "overrides": ["trainer.test_at_end=true"],
+        "mixer_overrides": ["model.pos_emb=false"],
+        "metrics": {"NDCG@10 sampled": "test.sampled_ndcg@10", "NDCG@10 full": "test.full_ndcg@10",
+                    "HR@10 sampled": "test.sampled_hr@10"},
+        "stream": stream_latency,
+    }
