@@ -22,8 +22,9 @@ Cell slot (``model.cell``, see ``cells.py``): another core spatial recurrence (`
 ``convgru``, ``convmingru``, or ``convs5`` with its own config) in place of the ConvS5 stack on
 the d_model latent, in the same two modes: teacher-forced training runs the cell's ``forward``
 over the sequence (a parallel scan for ConvS5 and the conv minGRU, a loop for ConvLSTM and
-ConvGRU), generation its ``step``. ConvSSM's ConvLSTM baseline is this host with
-``cell: {name: convlstm, init: he, bias: false, residual: true}`` (its 8 x 256 layers).
+ConvGRU), generation its ``step``. ConvSSM's ConvLSTM baseline (same encoder/decoder, 8 x 256)
+wraps each cell in the same ``SequenceLayer`` (skip, LayerNorm) as ConvS5: here
+``cell: {name: convlstm, init: he, bias: false, residual: true}``.
 
 ``d_init="lecun"``: the ConvS5 D-path convolutions as the JAX code initialises them (flax
 default: LeCun-normal, zero bias); the default keeps PyTorch's (see core ``convssm.py``).
