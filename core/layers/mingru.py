@@ -13,6 +13,8 @@ Pitfall avoided: ``where(a >= 0, log(a + 0.5), ...)`` evaluates log of a negativ
 number in the unused branch and its NaN poisons the gradient; ``relu`` keeps that branch finite.
 An entering state h_0 is added exactly as exp(cumsum(log A)) ⊙ h_0 (no log of h_0, so a zero
 or negative state is fine). "sequential" mode is the loop (the specification) and ``step``.
+"fused" mode: the same recurrence on A = exp(log A), V = exp(log V) by the C++ linear scan of
+``ostinato.core.kernels`` (``scan(method="fused")``; no cumsum, so no precision loss with L).
 Long sequences in fp32: cumsum(log A) grows in magnitude and loses absolute precision
 (Feng et al. 2024, "Were RNNs all we needed?", log-space scan); use fp64 or the sequential mode where that matters.
 
@@ -35,7 +37,7 @@ from torch import nn
 from ..config import variant
 from ..errors import ConfigError
 from ..registry import register_variant
-from ..scan import scan_log
+from ..scan import scan, scan_log
 
 
 def g(x: torch.Tensor) -> torch.Tensor:
@@ -50,7 +52,7 @@ def log_g(x: torch.Tensor) -> torch.Tensor:
 class MinGRUConfig:
     d_model: int = 256
     expansion: float = 1.0  # hidden width = expansion * d_model (an output projection when != 1)
-    method: Literal["log", "sequential"] = "log"
+    method: Literal["log", "sequential", "fused"] = "log"  # fused: the C++ linear scan (ostinato.core.kernels)
     bias: bool = True  # biased projections (authors' code); False: lucidrains/minGRU-pytorch
     out_proj: bool = True  # always an output Linear (authors' code); False: only when expansion != 1 (lucidrains)
 
@@ -90,6 +92,9 @@ class _MinRNN(nn.Module):
                 h = self._step_gates(gt, h)
                 hs.append(h)
             hs = torch.stack(hs, dim=1)  # (B, L, E)
+        elif self.cfg.method == "fused":  # h_t = a_t h_{t-1} + v_t with a = exp(log_a), v = exp(log_v)
+            log_a, log_v = self._log_coeffs(gates)  # (B, L, E) each
+            hs = scan(log_a.exp(), log_v.exp(), state, method="fused").to(x.dtype)  # (B, L, E)
         else:
             log_a, log_v = self._log_coeffs(gates)  # (B, L, E) each
             hs = scan_log(log_a, log_v)  # (B, L, E), zero entering state

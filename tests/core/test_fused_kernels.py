@@ -162,6 +162,25 @@ def test_linear_threads(ops, threads):
         torch.set_num_threads(old)
 
 
+@pytest.mark.parametrize("name", ["mingru", "minlstm"])
+def test_mingru_fused_mode(ops, name):
+    """minGRU/minLSTM with method="fused" against their sequential loop: outputs, state, gradients."""
+    from ostinato.core.registry import create_model
+
+    torch.manual_seed(0)
+    seq = create_model(name, d_model=12, method="sequential")
+    fused = create_model(name, d_model=12, method="fused")
+    fused.load_state_dict(seq.state_dict())
+    x, h0 = torch.randn(2, 70, 12), torch.randn(2, 12)
+    (y1, s1), (y2, s2) = seq(x, h0), fused(x, h0)
+    close(y2, y1, "out")
+    close(s2, s1, "state")
+    (y1.sin().sum() + s1.sum()).backward()
+    (y2.sin().sum() + s2.sum()).backward()
+    for (k, p1), p2 in zip(seq.named_parameters(), fused.parameters()):
+        close(p2.grad, p1.grad, f"grad {k}")
+
+
 def test_auto_uses_the_built_kernels(ops):
     x = sel_inputs(1, 20, 16, 4)
     auto = selective_scan(**x, delta_softplus=True, method="auto")[0]
