@@ -140,6 +140,9 @@ def cmd_eval(args) -> int:
         check_out_dir(args.save_dir, "a folder for the evaluation's artefacts", flag="--save-dir")
         overrides.append(f"eval.save_dir={args.save_dir}")
     model, cfg, data = load_run(args.checkpoint, data_root=args.data_root, overrides=overrides)
+    from .device import seed_everything
+
+    seed_everything(cfg.trainer.seed)  # sampled metrics (posterior intervals) repeat from run to run
     from .progress import tracking  # stderr: a bar on a TTY, else a line every trainer.log_every_s
 
     with tracking(f"eval {args.split}", every_s=cfg.trainer.log_every_s):

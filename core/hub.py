@@ -103,11 +103,15 @@ def _dataset_card(state: dict[str, Any]) -> dict[str, str]:
     return {"data_short": str(data.get("name", "")), "data": str(data.get("name", "")), "data_licence": "(see the dataset's source)"}
 
 
-def _test(recipe: str, data_root: str | None) -> tuple[dict[str, float], float]:
+def eval_test_split(source: str, data_root: str | None = None) -> tuple[dict[str, float], float]:
+    """The test metrics of ``source`` as ``ostinato eval SOURCE --split test`` prints them (RNG
+    seeded with the run's seed, as there), and the seconds it took."""
+    from .device import seed_everything
     from .train import evaluate_split, load_run
 
     t = time.perf_counter()
-    model, cfg, data = load_run(PREFIX + recipe, data_root=data_root)
+    model, cfg, data = load_run(source, data_root=data_root)
+    seed_everything(cfg.trainer.seed)
     return evaluate_split(model, data, "test", cfg), time.perf_counter() - t
 
 
@@ -118,15 +122,12 @@ def _same(a: dict[str, float], b: dict[str, float], digits: dict[str, int]) -> b
 def ship(run: str, digits: dict[str, int], *, protocol: str, reproduce: str = "", data_root: str | None = None,
          notes: str = "") -> dict[str, Any]:
     """Ship run ``run`` (module doc); returns the document written."""
-    from .train import evaluate_split, load_run
-
     state = _state(run)
     recipe = str(state["config"].get("recipe") or "")
     if "/" not in recipe:
         raise ConfigError(f"{run}: its config names no <domain>/<name> recipe; only runs of shipped recipes are shipped")
     folder, stem = ship_folder(recipe.split("/")[0]), recipe.split("/", 1)[1]
-    model, cfg, data = load_run(run, data_root=data_root)
-    ref = evaluate_split(model, data, "test", cfg)  # the run's own weights, float32
+    ref, _ = eval_test_split(run, data_root)  # the run's own weights, float32
     missing = [k for k in digits if k not in ref]
     if missing:
         raise ConfigError(f"--digits {missing[0]}: not a metric of this run; its test metrics: {', '.join(ref)}")
@@ -137,9 +138,10 @@ def ship(run: str, digits: dict[str, int], *, protocol: str, reproduce: str = ""
               "trained": f"{res.get('steps', '?')} steps, {res.get('epochs', '?')} epochs, {res.get('train_time_s', '?')} s "
                          f"of training on a CPU; best step {res.get('best_step', '?')} chosen on validation"}
     for fp16 in (True, False):
-        extra = {"metrics": {"split": "test", "values": {}, "digits": digits, "float32_run": ref}, "card": fields}
+        extra = {"metrics": {"split": "test", "values": {}, "digits": digits, "float32_run": ref,
+                             "training_test": res.get("test", {})}, "card": fields}
         write(state, folder, stem, fp16=fp16, extra=extra)
-        got, secs = _test(recipe, data_root)
+        got, secs = eval_test_split(PREFIX + recipe, data_root)
         if _same(got, ref, digits) or not fp16:
             break
     extra["metrics"].update(values=got, eval_s=round(secs, 1))

@@ -175,12 +175,13 @@ def _cases():
 
 @pytest.mark.parametrize("recipe", list(_cases()))
 def test_shipped_weights_reproduce_their_test_metric(recipe):
+    from ostinato.core.hub import eval_test_split
+
     doc = SHIPPED[recipe].doc
     try:
-        model, cfg, data = load_run(f"pretrained:{recipe}")
+        got, _ = eval_test_split(f"pretrained:{recipe}")  # as `ostinato eval pretrained:RECIPE --split test`
     except DataError as e:
         pytest.skip(f"{recipe}: its data is not here ({str(e)[:120]}); set OSTINATO_DATA")
-    got = evaluate_split(model, data, "test", cfg)
     m = doc["metrics"]
     for k, d in m["digits"].items():
         assert f"{got[k]:.{d}f}" == f"{m['values'][k]:.{d}f}" == f"{m['float32_run'][k]:.{d}f}", (k, got[k])
