@@ -167,6 +167,17 @@ def test_forecast_verb_takes_a_pretrained_source(tmp_path, capsys):
     assert len(dest.read_text().splitlines()) > 24
 
 
+@pytest.mark.parametrize("verb", ["recommend", "enhance"])
+def test_other_verbs_load_pretrained_sources(verb, tmp_path, capsys):
+    """They take the source (loaded, then checked for their domain), not a file path."""
+    wav = tmp_path / "x.wav"
+    wav.write_bytes(b"")
+    argv = {"recommend": ["--user", "1"], "enhance": [str(wav), "-o", str(tmp_path / "out")]}[verb]
+    assert main([verb, f"pretrained:{ANY}", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"{verb}: pretrained:{ANY} is a timeseries run (model dlinear); expected" in err
+
+
 def _cases():
     for r, s in sorted(SHIPPED.items()):
         slow = float(s.doc["metrics"].get("eval_s", 0)) > 15
