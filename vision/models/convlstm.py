@@ -24,7 +24,8 @@ Differences from OpenSTL's code, none of which changes the function computed:
 Cell slot (``model.cell``, see ``cells.py``): another core spatial recurrence (``convgru``,
 ``convmingru``, ``convs5``, or ``convlstm`` with its own config) in place of the ConvLSTM stack,
 built with ``d_hidden`` and ``n_layers`` and stepped the same way (a 1x1 conv first maps the
-patch channels to ``d_hidden`` for ConvS5, whose input and output widths are one).
+patch channels to ``d_hidden`` for ConvS5, whose input and output widths are one, and for
+residual stacks).
 """
 from __future__ import annotations
 
