@@ -1,7 +1,11 @@
-"""The mixers-bench contract for control: muVLA's memory slot on the cue task."""
+"""The mixers-bench contract for control: muVLA's memory slot on the cue task. Slow (two short trainings, ~15 s
+alone); the default run covers control's mixer_task through tests/test_mixer_slots.py."""
 import math
 
+import pytest
 
+
+@pytest.mark.slow
 def test_mixer_task_trains_two_mixers_and_streams():
     from ostinato.core import benchkit as kit
     from ostinato.core.mixer import is_causal, mixer_entries
