@@ -1,7 +1,7 @@
 """muVLA's memory as the step-carried state of a core recurrence (the ``model.mixer`` slot).
 
 :class:`SlotMemory` has the interface of :class:`ostinato.core.layers.memory.MemoryTokens` (``init_state``,
-``step``, ``forward`` over a window, ``detach_state``, ``attn_mask``), so :class:`.muvla.MuVLAPolicy` runs
+``step``, ``forward`` over a window, ``detach_state``), so :class:`.muvla.MuVLAPolicy` runs
 either. Instead of m memory tokens, one *state token* sits at the memory position of the step's tokens:
 
     s_tok(t) = P(y(t-1))                                   P: Linear(d_out, d) (the slot's own projection
@@ -94,14 +94,6 @@ class SlotMemory(nn.Module):
     @staticmethod
     def detach_state(state: dict) -> dict:
         return {"s": cut_state(state["s"]), "y": state["y"].detach(), "count": torch.zeros_like(state["count"])}
-
-    def attn_mask(self, n_tokens: int, mem_sees: torch.Tensor | None = None) -> torch.Tensor:
-        """(S, S) bool over [tokens, state token, tokens]: the state token's row reads where ``mem_sees``."""
-        i, S = min(self.mem_pos, n_tokens), n_tokens + 1
-        mask = torch.ones(S, S, dtype=torch.bool, device=next(self.parameters()).device)
-        if mem_sees is not None:
-            mask[i] = torch.cat([mem_sees[:i], mem_sees.new_ones(1), mem_sees[i:]]).to(mask.device)
-        return mask
 
     def _prepare(self, state: dict, is_first: torch.Tensor) -> dict:
         """Per-sample reset on ``is_first`` and TBPTT truncation every K steps (as ``MemoryTokens``)."""
