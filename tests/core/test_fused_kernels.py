@@ -181,6 +181,26 @@ def test_mingru_fused_mode(ops, name):
         close(p2.grad, p1.grad, f"grad {k}")
 
 
+@pytest.mark.parametrize("name, extra", [("test_s5", {}), ("test_s5", {"bidirectional": True}), ("test_lru", {}),
+                                         ("test_s4d", {"mode": "scan"})])
+def test_layers_pass_the_method_through(ops, name, extra):
+    """S5, LRU, S4D with scan_method="fused" against scan_method="sequential": outputs and gradients."""
+    from ostinato.core.registry import create_model
+
+    torch.manual_seed(0)
+    ref = create_model(name, scan_method="sequential", **extra)
+    fused = create_model(name, scan_method="fused", **extra)
+    fused.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 40, ref.cfg.d_model)
+    y1, y2 = ref(x)[0], fused(x)[0]
+    close(y2, y1, "out")
+    y1.sin().sum().backward()
+    y2.sin().sum().backward()
+    for (k, p1), p2 in zip(ref.named_parameters(), fused.parameters()):
+        if p1.grad is not None:
+            close(p2.grad, p1.grad, f"grad {k}")
+
+
 def test_auto_uses_the_built_kernels(ops):
     x = sel_inputs(1, 20, 16, 4)
     auto = selective_scan(**x, delta_softplus=True, method="auto")[0]
