@@ -44,7 +44,7 @@ CFLAGS = ["-O3", "-march=native", "-fopenmp"]
 LDFLAGS = ["-fopenmp"]
 _DIR = Path(__file__).resolve().parent
 
-_state: dict = {"ops": None, "failed": None, "noticed": False}
+_state: dict = {"ops": None, "failed": None, "noticed": False, "name": None}
 
 
 def _cpu_key() -> str:
@@ -59,6 +59,13 @@ def _cpu_key() -> str:
 
 
 def _name() -> str:
+    """The extension's name: a hash of the sources, flags, versions and CPU flags (cached)."""
+    if _state.get("name") is None:
+        _state["name"] = _hash_name()
+    return _state["name"]
+
+
+def _hash_name() -> str:
     h = hashlib.sha1()
     for f in SOURCES + HEADERS:
         h.update((_DIR / f).read_bytes())
