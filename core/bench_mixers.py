@@ -156,6 +156,8 @@ def _stream_probe(stream: Callable | None, run: kit.Run) -> dict[str, Any]:
         return {"stream_ms": None, "stream_note": "no checkpoint"}
     try:
         s = float(stream(run.model, run.cfg))
+    except ConfigError as e:  # the host declines this model (e.g. attention has no step mode)
+        return {"stream_ms": None, "stream_note": _line(e)}
     except Exception as e:  # the row keeps its metrics; the note says why there is no latency
         return {"stream_ms": None, "stream_note": f"stream failed: {type(e).__name__}: {_line(e)}"}
     return {"stream_ms": 1e3 * s if math.isfinite(s) and s > 0 else None,
