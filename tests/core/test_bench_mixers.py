@@ -138,3 +138,20 @@ def test_cell_overrides_leave_the_default_as_the_recipe_is():
     assert bm.cell_overrides(task, "default", False, 5.0) == ["trainer.test_at_end=true", "trainer.max_minutes=5"]
     assert bm.cell_overrides(task, "lru", True, 0.5) == ["trainer.test_at_end=true", "model.mixer=null", "model.mixer.name=lru",
                                                          "trainer.max_minutes=0.5", f"trainer.max_steps={bm.QUICK_STEPS}"]
+
+
+def test_stream_probe_notes_why_there_is_no_latency():
+    run = bm.kit.Run(dir=None, cfg=None, result={}, model=object())
+
+    def declines(model, cfg):
+        raise ConfigError("streaming needs model.mixer set")
+
+    def breaks(model, cfg):
+        raise RuntimeError("shape mismatch\nmore")
+
+    assert bm._stream_probe(lambda m, c: 0.004, run) == {"stream_ms": 4.0}
+    assert bm._stream_probe(None, run)["stream_note"] == "the host cannot stream"
+    assert bm._stream_probe(declines, run) == {"stream_ms": None, "stream_note": "streaming needs model.mixer set"}
+    assert bm._stream_probe(breaks, run)["stream_note"] == "stream failed: RuntimeError: shape mismatch"
+    assert bm._stream_probe(lambda m, c: float("nan"), run) == {"stream_ms": None, "stream_note": "stream returned nan"}
+    assert bm._stream_probe(lambda m, c: 1.0, bm.kit.Run(None, None, {}, None))["stream_note"] == "no checkpoint"
