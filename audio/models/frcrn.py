@@ -81,7 +81,7 @@ class FRCRNConfig:
     time_kernel: int = 2
     fsmn_hidden: int = 128
     fsmn_lorder: int = 20
-    time_fsmn_layers: int = 2  # stacked complex FSMNs along time at the bottleneck
+    time_fsmn_layers: int = 2  # stacked complex FSMN (or mixer-slot) layers along time at the bottleneck
     # the time-memory slot: a core mixer in place of each real FSMN at the bottleneck (None: the FSMN)
     mixer: Optional[MixerConfig] = None
     se_reduction: int = 8
