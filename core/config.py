@@ -408,19 +408,28 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply dotted overrides to a nested dict (in place) and return it.
 
     Keys are checked later, when the dict is turned into dataclasses, so an unknown key
-    still gives a one-line error naming it.
+    still gives a one-line error naming it. Choosing another name in a nested choice
+    (``model.mixer.name=lru`` where the recipe's mixer is ``mamba``) starts that section afresh:
+    the recipe's keys of the old choice are dropped, keys set by the overrides are kept.
     """
+    mine: set[tuple[str, ...]] = set()  # paths the overrides set
     for text in overrides:
         path, value = parse_override(text)
         node = d
         for p in path[:-1]:
             nxt = node.get(p)
+            if isinstance(nxt, str) and len(path) > 2:  # a bare-name choice (mixer: lru) grows its keys
+                nxt = node[p] = {"name": nxt}
             if nxt is None:
                 nxt = node[p] = {}
             if not isinstance(nxt, dict):
                 raise ConfigError(f"override {text!r}: {p!r} is not a section")
             node = nxt
+        if len(path) > 2 and path[-1] == "name" and node.get("name") not in (None, value):
+            for k in [k for k in node if tuple(path[:-1]) + (k,) not in mine]:
+                del node[k]
         node[path[-1]] = value
+        mine.add(tuple(path))
     return d
 
 
