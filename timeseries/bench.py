@@ -96,11 +96,10 @@ def mixer_task() -> dict[str, Any]:
     scale), for ``ostinato bench mixers``.
 
     The forecaster's slot is built with ``causal=False`` (it reads the whole look-back), so every
-    registered mixer fits, bidirectional ones included. Every cell resets the slot first
-    (``model.mixer=null``): the recipe's mixer section holds Mamba-only keys (S-Mamba's d_state 2,
-    d_conv 2, expand 1), which another mixer's config refuses. So each mixer runs with its own
-    default settings, and the ``mamba`` (default) cell is the slot left empty, Mamba with its
-    defaults, not the recipe's S-Mamba settings. The forecaster has no step mode (the head reads
+    registered mixer fits, bidirectional ones included. The default (``mamba``) cell is the recipe
+    as written (S-Mamba's d_state 2, d_conv 2, expand 1); another name in the slot drops the
+    recipe's Mamba keys (a name override starts the choice afresh), so every other mixer runs with
+    its own default settings. The forecaster has no step mode (the head reads
     every patch token at once, and the recipe's blocks are bidirectional), so ``stream`` is None.
     """
     from ostinato.core.mixer import mixer_entries
@@ -112,7 +111,7 @@ def mixer_task() -> dict[str, Any]:
         "slot": "model.mixer",
         "default": "mamba",
         "mixers": sorted(n for n in mixer_entries() if n != "mamba"),
-        "overrides": ["model.mixer=null", "trainer.test_at_end=true"],
+        "overrides": ["trainer.test_at_end=true"],
         "metrics": {"MSE": "test.mse", "MAE": "test.mae"},
         "stream": None,
     }
