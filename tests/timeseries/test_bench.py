@@ -28,7 +28,7 @@ def test_bench_quick(tmp_path, capsys, shared_data):
 
 def test_mixer_task_trains_two_mixers():
     """The mixers-bench contract: the quick recipe trains with two mixers in the slot, the metrics
-    land in the row; the default cell is the slot left empty (Mamba); the forecaster does not stream."""
+    land in the row; the default cell is the recipe's own Mamba; the forecaster does not stream."""
     from ostinato.core import benchkit as kit
     from ostinato.core.mixer import mixer_entries
     from ostinato.core.recipe import load
@@ -39,7 +39,8 @@ def test_mixer_task_trains_two_mixers():
     assert set(task["mixers"]) == set(mixer_entries()) - {"mamba"}  # the slot takes non-causal mixers too
     assert task["stream"] is None
     for recipe in (task["recipe"], task["quick_recipe"]):
-        assert load(recipe, task["overrides"]).model.mixer is None  # default cell: the slot left empty
+        assert load(recipe, task["overrides"]).model.mixer.name == "mamba"  # default cell: the recipe as written
+    assert load(task["recipe"], [f"{task['slot']}.name=lru"]).model.mixer.cfg.d_state == 256  # LRU's own default
     for mixer in ("lru", "gru"):
         seen = {}
         row = kit.train(task["quick_recipe"], task["overrides"] + [f"{task['slot']}.name={mixer}", "trainer.max_steps=2"],
