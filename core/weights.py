@@ -182,7 +182,7 @@ def card(doc: dict[str, Any]) -> str:
         "data": c.get("data", "(not recorded)"), "data_licence": c.get("data_licence", "(not recorded)"),
         "protocol": c.get("protocol", "(not recorded)"), "licence": c.get("licence", "apache-2.0"),
         "reproduce": c.get("reproduce", f"ostinato train {doc.get('recipe', '')}"),
-        "evaluate": c.get("evaluate", ""), "trained": c.get("trained", "(not recorded)"),
+        "evaluate": c.get("evaluate", ""), "trained": c.get("trained", "(not recorded)"), "notes": c.get("notes", ""),
         "metrics": _metrics_table(doc), "params": f"{doc['weights']['params']:,}",
         "stored_dtype": doc["weights"]["stored_dtype"], "sha256": doc["weights"]["sha256"],
     }
