@@ -96,7 +96,7 @@ def write(state: dict[str, Any], folder: Path, stem: str, *, fp16: bool = False,
     folder = Path(folder)
     tensors, stored = _stored(state["model"], fp16)
     wfile = folder / f"{stem}.safetensors"
-    blob = save(tensors, metadata={"format": "pt", "ostinato": FORMAT})
+    blob = save(tensors, metadata={"format": "pt"})  # one key: the header is byte-stable (a map has no order)
     atomic_write(wfile, lambda f: f.write(blob))
     os.chmod(wfile, 0o644)  # package data: readable by all (the temp file was 0600)
     cfg = state["config"]
