@@ -36,7 +36,9 @@ recurrent state (RecBole right-pads). With the input options ``pos_emb``, ``emb_
 ``emb_norm`` (LN after the embedding dropout), ``final_norm`` and ``item_bias`` (a learned score
 bias per item) this gives Mamba4Rec, LRURec and a GRU4Rec-style model (recipes
 ``recsys/{mamba4rec,lrurec,gru4rec}_*``; block layouts in docs/recsys.md "Mixer slots"). The
-mixer's own parameters keep the mixer's init. No mixer: the published SASRec, unchanged. Packed
+mixer's own parameters keep the mixer's init (``mixer_init="host"``: ``init="normal"`` also re-draws the
+mixer's Linear layers, N(0, 0.02) weights and zero biases, as RecBole's ``apply(_init_weights)`` does
+in Mamba4Rec's code). No mixer: the published SASRec, unchanged. Packed
 batches run the mixer on rows bucketed by length (same outputs, less padding work). Streaming:
 with a mixer and ``pos_emb=False``, ``init_stream`` / ``stream_step`` score the next item after
 each new one with the mixers' ``step`` (equal to the full forward while the history fits in maxlen).
@@ -394,6 +396,7 @@ class SASRecConfig:
     d_ff: int = 0  # mixer blocks: FFN inner width; 0 = d_model
     mixer_residual: Literal["always", "stacked", "never"] = "always"  # post mixer blocks: residual around the mixer
     mixer_norm: bool = True  # post mixer blocks: the block's LayerNorms (False: GRU4Rec's bare recurrence)
+    mixer_init: Literal["own", "host"] = "own"  # host: init="normal" also re-draws the mixer's Linears (Mamba4Rec/RecBole)
 
     def validate(self) -> None:
         if self.norm_first and self.post_ln:
@@ -411,6 +414,8 @@ class SASRecConfig:
                 raise ConfigError(f"model.{odd[0]} shapes the mixer blocks; set model.mixer (e.g. model.mixer.name=lru) or drop it")
         if self.d_ff < 0:
             raise ConfigError(f"model.d_ff={self.d_ff}: expected >= 0 (0: d_model)")
+        if self.mixer_init == "host" and (self.mixer is None or self.init != "normal"):
+            raise ConfigError("model.mixer_init=host re-draws a mixer's Linears with init=normal; set model.mixer and model.init=normal")
 
 
 class SASRec(nn.Module):
@@ -468,6 +473,13 @@ class SASRec(nn.Module):
                     nn.init.normal_(p, 0.0, math.sqrt(2 / (4 * d)))
                 else:
                     nn.init.xavier_normal_(p)
+        if self.cfg.mixer_init == "host":  # RecBole's self.apply(_init_weights) reaches inside the mixer (Mamba4Rec)
+            for blk in self.blocks:
+                for mod in blk.mixer.modules():
+                    if isinstance(mod, nn.Linear):
+                        nn.init.normal_(mod.weight, 0.0, 0.02)
+                        if mod.bias is not None:
+                            mod.bias.zero_()
         self.item_emb.weight[0].zero_()
 
     # -- encoder ------------------------------------------------------------------------

@@ -190,3 +190,20 @@ def test_streaming_needs_a_mixer_and_no_positions():
         create_model("test_sasrec").init_stream(1)
     with pytest.raises(ConfigError, match="pos_emb=false"):
         create_model("test_sasrec", mixer={"name": "lru", "d_state": 8}).init_stream(1)
+
+
+def test_mixer_init_host_redraws_the_mixers_linears():
+    """mixer_init=host (Mamba4Rec's RecBole init): every Linear in the mixer N(0, 0.02), zero biases; own: Mamba's."""
+    kw = dict(d_model=64, n_blocks=1, post_ln=True, pos_emb=False, init="normal", ffn="gelu", d_ff=64)
+    torch.manual_seed(0)
+    host = create_model("test_sasrec", mixer={"name": "mamba", "d_state": 16}, mixer_init="host", **kw)
+    own = create_model("test_sasrec", mixer={"name": "mamba", "d_state": 16}, **kw)
+    lin = [m for m in host.blocks[0].mixer.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(lin) >= 4  # in_proj, x_proj, dt_proj, out_proj
+    w = torch.cat([m.weight.flatten() for m in lin])
+    assert abs(w.std().item() / 0.02 - 1) < 0.05
+    assert all(m.bias is None or m.bias.abs().max() == 0 for m in lin)
+    assert any(m.bias is not None and m.bias.abs().max() > 0 for m in own.blocks[0].mixer.modules()
+               if isinstance(m, torch.nn.Linear))  # Mamba's own dt bias
+    with pytest.raises(ConfigError, match="mixer_init=host"):
+        create_model("test_sasrec", mixer_init="host")
