@@ -6,7 +6,7 @@ state n, with input-dependent Δ, B, C:
 Layout here is the core's (B, L, ·): u, Δ, z (B, L, D); A (D, N); B, C (B, L, N); state (B, D, N).
 (mamba's reference takes (B, D, L); only the axis order differs.)
 
-Three implementations, tested against each other:
+Four implementations, tested against each other:
 
 - ``selective_scan_ref``: the specification, a loop over t in fp32 with autograd, as in
   mamba's reference. The loop walks ``unbind``-ed slices: indexing ``deltaA[:, :, i]`` in a
