@@ -106,7 +106,7 @@ def test_readme_command_parses_and_its_names_exist(argv):
         specs = _specs(args.dataset)
         assert specs and all(f.url for s in specs for f in s.files), args.dataset
     elif cmd == "ls" and args.what:
-        assert args.what in ("models", "recipes", "datasets") or any(
+        assert args.what in ("models", "recipes", "datasets", "pretrained") or any(
             args.what in (d.listings or {}) for d in load_domains().values()
         )
 
