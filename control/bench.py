@@ -151,7 +151,7 @@ def stream_latency(model, cfg, steps: int = 20) -> float:
 
     from ostinato.core.measure import model_device
 
-    from .data.episodic import TEST_SEED_BASE
+    from .data.seeds import TEST_SEED_BASE
     from .envs import EnvConfig, make_env
     from .evaluate import _stack
     from .models.encoders import obs_to_batch

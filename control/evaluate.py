@@ -28,7 +28,7 @@ from ostinato.core.errors import ConfigError
 from ostinato.core.measure import model_device
 from ostinato.core.progress import track
 
-from .data.episodic import SEED_END, TEST_SEED_BASE, VAL_SEED_BASE
+from .data.seeds import SEED_END, TEST_SEED_BASE, VAL_SEED_BASE
 from .envs import EnvConfig, make_env
 from .models.encoders import obs_to_batch
 

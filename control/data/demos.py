@@ -26,6 +26,7 @@ from ostinato.core.io import atomic_write
 from ostinato.core.progress import Progress
 
 from ..envs import EnvConfig, make_env
+from .seeds import check_seeds
 
 KEYS = ("proprio", "action", "reward", "success", "done", "is_first", "is_last")
 
@@ -185,7 +186,6 @@ def collect(cfg: EnvConfig, episodes: int, out: str | Path, seed: int = 0, keep_
                           "MIKASA RememberColor tasks and ManiSkill tasks with motion-planning solutions")
     if episodes <= 0:
         raise ConfigError(f"--episodes {episodes}: expected a positive number")
-    from .episodic import check_seeds
 
     limit = max_tries or 3 * episodes
     check_seeds([seed, seed + limit - 1], "val", f"--seed {seed} (with up to {limit} tries)")  # test seeds: evaluation only

@@ -79,6 +79,7 @@ from ostinato.core.errors import ConfigError, DataError
 from ostinato.core.registry import register_dataset
 
 from ..envs import EnvConfig
+from .seeds import RANGES, SEED_END, TEST_SEED_BASE, VAL_SEED_BASE, check_disjoint, check_seeds  # noqa: F401 (re-exported)
 from .tokens import tokenize
 
 
@@ -211,33 +212,6 @@ class EpisodicWindows(EpochMixin, torch.utils.data.Dataset):
 
 
 # ----------------------------------------------------------------------------- registered dataset
-# Env seed ranges, disjoint by construction: training demos 0 .. 999_999, validation 1_000_000 .. 4242424241
-# (rollouts 1_000_000 + i, held-out demos recorded there too), test 4242424242 + i (muVLA / MIKASA protocol) up to
-# numpy's 2**32 - 1. A seed outside its range is an error (check_seeds), so a test episode cannot be a training demo.
-VAL_SEED_BASE = 1_000_000
-TEST_SEED_BASE = 4242424242
-SEED_END = 2**32
-RANGES = {"train": (0, VAL_SEED_BASE), "val": (VAL_SEED_BASE, TEST_SEED_BASE), "test": (TEST_SEED_BASE, SEED_END)}
-
-
-def check_seeds(seeds, split: str, what: str) -> None:
-    """Every seed of ``seeds`` in ``split``'s range (``RANGES``), else a one-line ConfigError naming ``what``.
-    Held-out demos (``val``) may also lie in the training range, where :func:`check_disjoint` guards them."""
-    lo, hi = (0, TEST_SEED_BASE) if split == "val" else RANGES[split]
-    bad = [int(x) for x in seeds if not lo <= int(x) < hi]
-    if bad:
-        name = {"train": "training", "val": "validation/held-out", "test": "test"}[split]
-        raise ConfigError(f"{what}: env seed {bad[0]} is outside the {name} range {lo}..{hi - 1} (training demos "
-                          f"0..{VAL_SEED_BASE - 1}, validation {VAL_SEED_BASE}+i, test {TEST_SEED_BASE}+i)")
-
-
-def check_disjoint(train, held_out, what: str) -> None:
-    both = sorted(set(int(x) for x in train) & set(int(x) for x in held_out))
-    if both:
-        raise ConfigError(f"{what}: {len(both)} held-out demo seeds are also training demo seeds (e.g. {both[0]}); "
-                          f"record held-out demos elsewhere, e.g. `--seed {VAL_SEED_BASE}`")
-
-
 def _seeds(eps: list[dict]) -> list[int]:
     return [int(e["seed"]) for e in eps if "seed" in e]
 
