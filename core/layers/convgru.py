@@ -16,6 +16,7 @@ a stack keeps a list, one per layer, and ``residual`` wraps each layer in ``Spat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -35,12 +36,13 @@ class ConvGRUConfig:
     residual: bool = False  # wrap each layer in SpatialResidual (needs d_input == d_hidden)
     dropout: float = 0.0  # SpatialResidual dropout
     prenorm: bool = False
+    what: ClassVar[str] = "convgru"  # the layer's name in messages (ConvMinGRUConfig shares these fields)
 
     def validate(self) -> None:
         if min(self.d_input, self.d_hidden, self.kernel_size, self.n_layers) < 1 or self.kernel_size % 2 == 0:
-            raise ConfigError(f"convgru: expected positive sizes and an odd kernel_size; got {self}")
+            raise ConfigError(f"{self.what}: expected positive sizes and an odd kernel_size; got {self}")
         if self.residual and self.d_input != self.d_hidden:
-            raise ConfigError(f"convgru: residual=true needs d_input == d_hidden, got {self.d_input} and {self.d_hidden}")
+            raise ConfigError(f"{self.what}: residual=true needs d_input == d_hidden, got {self.d_input} and {self.d_hidden}")
 
 
 class ConvGRUCell(nn.Module):

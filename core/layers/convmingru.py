@@ -16,35 +16,24 @@ State: h (B, P, H, W); ``residual`` wraps each layer in ``SpatialResidual``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError
 from ..registry import register_variant
 from ..scan import scan
+from .convgru import ConvGRUConfig
 from .convlstm import SpatialResidual, SpatialStack
 from .mingru import g
 
 
 @dataclass
-class ConvMinGRUConfig:
-    d_input: int = 1  # C, channels of the input frames
-    d_hidden: int = 64  # P, channels of h
-    kernel_size: int = 3
-    n_layers: int = 1
-    bias: bool = True
-    residual: bool = False  # wrap each layer in SpatialResidual (needs d_input == d_hidden)
-    dropout: float = 0.0  # SpatialResidual dropout
-    prenorm: bool = False
-    scan_method: Literal["auto", "sequential", "associative", "chunked", "log"] = "auto"
+class ConvMinGRUConfig(ConvGRUConfig):
+    """ConvGRU's fields (widths, kernel, layers, residual) plus the scan that runs the recurrence."""
 
-    def validate(self) -> None:
-        if min(self.d_input, self.d_hidden, self.kernel_size, self.n_layers) < 1 or self.kernel_size % 2 == 0:
-            raise ConfigError(f"convmingru: expected positive sizes and an odd kernel_size; got {self}")
-        if self.residual and self.d_input != self.d_hidden:
-            raise ConfigError(f"convmingru: residual=true needs d_input == d_hidden, got {self.d_input} and {self.d_hidden}")
+    scan_method: Literal["auto", "sequential", "associative", "chunked", "log"] = "auto"
+    what: ClassVar[str] = "convmingru"
 
 
 class ConvMinGRUCell(nn.Module):
