@@ -110,7 +110,7 @@ def mixer_task() -> dict[str, Any]:
         "quick_recipe": "timeseries/test_mixer_forecaster",
         "slot": "model.mixer",
         "default": "mamba",
-        "mixers": sorted(n for n in mixer_entries() if n != "mamba"),
+        "mixers": sorted(n for n in mixer_entries() if n not in ("mamba", "ssd")),  # ssd: its default headdim 64 does not divide expand*d_model at these widths
         "overrides": ["trainer.test_at_end=true"],
         "metrics": {"MSE": "test.mse", "MAE": "test.mae"},
         "stream": None,

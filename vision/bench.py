@@ -271,7 +271,7 @@ def mixer_task() -> dict:
         "quick_recipe": "vision/test_convs5",
         "slot": "model.cell.mixer",
         "default": "convs5",
-        "mixers": sorted(n for n, e in mixer_entries().items() if is_causal(e, e.config())),
+        "mixers": sorted(n for n, e in mixer_entries().items() if is_causal(e, e.config()) and n != "ssd"),  # ssd: its default headdim 64 does not divide expand*d_model at these widths
         "overrides": ["trainer.test_at_end=true"],
         "mixer_overrides": ["model.cell.name=convmix"],
         "metrics": {"MSE": "test.mse", "SSIM": "test.ssim"},

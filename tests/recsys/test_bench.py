@@ -34,7 +34,7 @@ def test_mixer_task_trains_two_mixers_and_streams():
     from ostinato.recsys.bench import mixer_task
 
     task = mixer_task()
-    causal = sorted(n for n, e in mixer_entries().items() if is_causal(e, e.config()))
+    causal = sorted(n for n, e in mixer_entries().items() if is_causal(e, e.config()) and n != "ssd")  # ssd: headdim 64
     assert task["mixers"] == causal and {"gru", "lru", "mamba"} <= set(causal)
     for recipe in (task["recipe"], task["quick_recipe"]):
         assert load(recipe, task["overrides"]).model.mixer is None  # the default cell: SASRec's attention
