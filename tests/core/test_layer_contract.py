@@ -87,6 +87,8 @@ NOT_HERE = {
     "memory_transformer": "one recurrence step per token group (tests/core/test_memory.py)",
     "convlstm": "spatial (B, L, C, H, W) (tests/core/test_convlstm.py)",
     "convs5": "spatial (B, L, C, H, W) (tests/core/test_convssm.py)",
+    "convgru": "spatial (B, L, C, H, W) (tests/core/test_convgru.py)",
+    "convmingru": "spatial (B, L, C, H, W) (tests/core/test_convgru.py)",
     "ssm2d": "2-D over (variate, time) (tests/core/test_ssm2d.py)",
 }
 
