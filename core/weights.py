@@ -15,27 +15,19 @@ loads them as it loads a checkpoint. Whether fp16 keeps a metric is the shipper'
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import string
 from pathlib import Path
 from typing import Any
 
+from .data import sha256_of as sha256  # the one file hasher (data verify uses it too)
 from .errors import ConfigError, DataError
 from .io import atomic_write, atomic_write_text
 
 FORMAT = "ostinato-weights/1"
 HUB_CONFIG, HUB_WEIGHTS, HUB_CARD = "config.json", "model.safetensors", "README.md"
 CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- inference state
