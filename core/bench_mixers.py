@@ -140,15 +140,6 @@ def choose(task: dict[str, Any], mixers: Sequence[str] | None, quick: bool) -> l
 
 
 # ----------------------------------------------------------------------------- cells
-def _lookup(r: dict[str, Any], key: str) -> Any:
-    """A metric's dotted key in a row; the part after ``test.``/``val.`` may itself hold dots."""
-    v = kit.get(r, key)
-    if v is None and "." in key:
-        head, rest = key.split(".", 1)
-        v = r.get(head, {}).get(rest) if isinstance(r.get(head), dict) else None
-    return v
-
-
 def _stream_probe(stream: Callable | None, run: kit.Run) -> dict[str, Any]:
     if stream is None:
         return {"stream_ms": None, "stream_note": "the host cannot stream"}
@@ -181,7 +172,7 @@ def train_cell(task: dict[str, Any], mixer: str, quick: bool, budget_min: float)
     r = kit.train(recipe, cell_overrides(task, mixer, quick, budget_min), name=f"{task['task']} {label}",
                   table=task["task"], probe=partial(_stream_probe, task["stream"]), domain=task["domain"],
                   task=task["task"], mixer=label, is_default=mixer == "default")
-    r["metrics"] = {lab: _lookup(r, key) for lab, key in task["metrics"].items()}
+    r["metrics"] = {lab: kit.get(r, key) for lab, key in task["metrics"].items()}
     return r
 
 

@@ -124,13 +124,14 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
 
 # ----------------------------------------------------------------------------- printing
 def get(r: dict[str, Any], key: str, default: Any = None) -> Any:
-    """``r[key]``; a dotted key reaches inside nested dicts (``test.mse``)."""
-    cur: Any = r
-    for part in key.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return default
-        cur = cur[part]
-    return cur
+    """``r[key]``; a dotted key reaches inside nested dicts (``test.mse``), and the part after a
+    dot may itself hold dots (a metric named ``x.y`` inside ``test``)."""
+    if isinstance(r, dict) and key in r:
+        return r[key]
+    head, dot, rest = key.partition(".")
+    if dot and isinstance(r, dict) and isinstance(r.get(head), dict):
+        return get(r[head], rest, default)
+    return default
 
 
 Column = tuple  # (header, key or callable(row) -> value, format spec or callable(value) -> str)
