@@ -90,9 +90,13 @@ def push_to_hub(folder: str | Path, repo_id: str, *, token: str | None = None, p
 
 
 # ----------------------------------------------------------------------------- shipping
-def _dataset_card(state: dict[str, Any]) -> dict[str, str]:
-    """The data and its licence, from the domain's DatasetSpec whose files the run's data names."""
+def _dataset_card(state: dict[str, Any], data: str = "", data_licence: str = "") -> dict[str, str]:
+    """The data and its licence: ``data`` ("short name: description") where given, else the domain's
+    DatasetSpec whose files the run's data names."""
     from .domain import get_domain
+
+    if data:
+        return {"data_short": data.split(":")[0], "data": data, "data_licence": data_licence or "(not recorded)"}
 
     data = state["config"].get("data") or {}
     wanted = {str(v) for v in data.values() if isinstance(v, str)}
@@ -120,8 +124,9 @@ def _same(a: dict[str, float], b: dict[str, float], digits: dict[str, int]) -> b
 
 
 def ship(run: str, digits: dict[str, int], *, protocol: str, reproduce: str = "", data_root: str | None = None,
-         notes: str = "") -> dict[str, Any]:
-    """Ship run ``run`` (module doc); returns the document written."""
+         notes: str = "", data: str = "", data_licence: str = "") -> dict[str, Any]:
+    """Ship run ``run`` (module doc); returns the document written. ``data`` / ``data_licence``
+    describe data that no DatasetSpec names (episodes an environment generates)."""
     state = _state(run)
     recipe = str(state["config"].get("recipe") or "")
     if "/" not in recipe:
@@ -132,7 +137,7 @@ def ship(run: str, digits: dict[str, int], *, protocol: str, reproduce: str = ""
     if missing:
         raise ConfigError(f"--digits {missing[0]}: not a metric of this run; its test metrics: {', '.join(ref)}")
     res = json.loads((Path(run) / "results.json").read_text()) if (Path(run) / "results.json").is_file() else {}
-    fields = {**_dataset_card(state), "protocol": protocol, "licence": "apache-2.0", "notes": notes,
+    fields = {**_dataset_card(state, data, data_licence), "protocol": protocol, "licence": "apache-2.0", "notes": notes,
               "reproduce": reproduce or f"ostinato train {recipe}",
               "evaluate": f"ostinato eval {PREFIX}{recipe} --split test",
               "trained": f"{res.get('steps', '?')} steps, {res.get('epochs', '?')} epochs, {res.get('train_time_s', '?')} s "
@@ -157,10 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--protocol", required=True, help="the evaluation protocol, one or two sentences for the card")
     q.add_argument("--reproduce", default="", help="the training command (default: ostinato train RECIPE)")
     q.add_argument("--notes", default="")
+    q.add_argument("--data", default="", help="the data, 'short name: description', where no dataset file names it")
+    q.add_argument("--data-licence", default="")
     q.add_argument("--data-root")
     a = p.parse_args(argv)
     digits = {k: int(v) for k, v in (d.split("=", 1) for d in a.digits)}
-    doc = ship(a.run, digits, protocol=a.protocol, reproduce=a.reproduce, data_root=a.data_root, notes=a.notes)
+    doc = ship(a.run, digits, protocol=a.protocol, reproduce=a.reproduce, data_root=a.data_root, notes=a.notes,
+               data=a.data, data_licence=a.data_licence)
     m = doc["metrics"]
     print(f"{doc['recipe']}: {doc['weights']['stored_dtype']}, {doc['weights']['bytes']} bytes; test "
           + ", ".join(f"{k}={m['values'][k]:.6g} (run {m['float32_run'][k]:.6g})" for k in digits))

@@ -196,3 +196,13 @@ def test_shipped_weights_reproduce_their_test_metric(recipe):
     m = doc["metrics"]
     for k, d in m["digits"].items():
         assert f"{got[k]:.{d}f}" == f"{m['values'][k]:.{d}f}" == f"{m['float32_run'][k]:.{d}f}", (k, got[k])
+
+
+def test_ship_card_names_generated_data_when_told():
+    """Environment-generated episodes match no dataset file: ``ship --data`` names them for the card."""
+    from ostinato.core.hub import _dataset_card
+
+    state = {"config": {"domain": "control", "data": {"name": "control_demos", "env": "cue_task"}}}
+    assert _dataset_card(state)["data_licence"] == "(see the dataset's source)"
+    card = _dataset_card(state, "cue task: generated episodes", "apache-2.0")
+    assert card == {"data_short": "cue task", "data": "cue task: generated episodes", "data_licence": "apache-2.0"}
