@@ -39,6 +39,9 @@ class Domain:
     # False: `evaluate` reads only DataBundle.inference (its splits are env rollouts), so
     # `ostinato eval` of a run whose checkpoint holds it builds no data
     eval_needs_data: bool = True
+    # shared_inference(inference) -> the inference state written into shared weights (shipped,
+    # save_pretrained): dataset content that may not be redistributed left out (recsys: histories)
+    shared_inference: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 

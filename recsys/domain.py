@@ -21,4 +21,5 @@ DOMAIN = Domain(
     bench=cli.bench,
     add_cli=cli.add_cli,
     datasets=[*sasrec_txt.SPECS, *s3rec_txt.SPECS, *movielens.SPECS],
+    shared_inference=cli.shared_inference,
 )

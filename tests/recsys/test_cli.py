@@ -45,6 +45,20 @@ def test_train_eval_recommend(cli, tmp_path, capsys, relocate):
     state = torch.load(run / "best.pt", weights_only=True)
     torch.save({k: v for k, v in state.items() if k not in ("inference", "model_kwargs")}, old / "best.pt")
     assert recommend(old) == recs
+
+    # shared weights (Hub layout, as shipped) carry the item map but no user's history
+    from ostinato.core.hub import save_pretrained
+
+    shared = save_pretrained(run, tmp_path / "shared")
+    doc = json.loads((tmp_path / "shared" / "config.json").read_text())
+    assert set(doc["inference"]["histories"]) == {"n_items", "source"}
+    assert recommend(shared) == recs  # user 3's history rebuilt from the (synthetic) data
+    hist = ",".join(str(i) for i in d.items[d.offsets[2]:d.offsets[3]].tolist())
+    capsys.readouterr()
+    assert main(["recommend", str(shared), "--history", hist, "-k", "5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == recs  # the same history given by hand: the same items
+    assert main(["recommend", str(shared), "--history", "3,51"]) == 2
+    assert "--history: item 51 is not an item of the run's dataset (50 items)" in capsys.readouterr().err
     assert recommend(relocate(run)) == recs  # the run folder alone on a fresh machine: the same items
 
 
