@@ -44,10 +44,11 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Opt
     groups = param_groups(model, cfg.weight_decay)
     if not groups:
         raise ConfigError("the model has no trainable parameters")
-    # the fused (single-kernel) Adam is exact and much cheaper per step on CPU and GPU;
-    # it needs floating-point parameters on one device type
+    # the fused (single-kernel) Adam is much cheaper per step on CPU and GPU; it is the same
+    # algorithm rounded differently (not bit-equal to the foreach step); it needs floating-point
+    # parameters on one device type
     params = [p for g in groups for p in g["params"]]
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) and len(
+    fused = cfg.fused and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) and len(
         {p.device.type for p in params}) == 1
     if cfg.name == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused or None)

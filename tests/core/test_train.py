@@ -65,6 +65,26 @@ def test_optimizer_honours_no_weight_decay_hint():
     assert groups == {(1e-3, 0.1, 2), (1e-3, 0.0, 1), (0.5, 0.0, 1)}
 
 
+def test_optim_fused_switch_picks_the_step_and_both_follow_adam():
+    """``optim.fused`` picks torch's fused or foreach Adam step: the same algorithm (close after
+    steps), rounded differently (allowed to differ in the last bits)."""
+    from ostinato.core.optim import build_optimizer
+    from ostinato.core.recipe import OptimConfig
+
+    out = {}
+    for fused in (True, False):
+        torch.manual_seed(0)
+        m = torch.nn.Linear(8, 4)
+        opt = build_optimizer(m, OptimConfig(name="adam", lr=1e-2, fused=fused))
+        assert all(bool(g["fused"]) == fused for g in opt.param_groups)
+        for _ in range(20):
+            opt.zero_grad()
+            m(torch.ones(5, 8)).pow(2).sum().backward()
+            opt.step()
+        out[fused] = m.weight.detach().clone()
+    torch.testing.assert_close(out[True], out[False], rtol=1e-5, atol=1e-6)
+
+
 def _train_cmd(out, *extra):
     return [sys.executable, "-m", "ostinato.core.cli", "train", "core/toy_seq", "--out", str(out), "--quiet",
             "trainer.max_epochs=6", "data.n_train=256", "data.batch_size=16", "data.noise=0.3",
