@@ -47,6 +47,11 @@ QUICK_STEPS = 30
 MAX_MINUTES = 90.0  # a safety stop on very slow machines (reported if it cuts the budget)
 BENCH_OVERRIDES = ["model.channels=16", "model.fsmn_hidden=16", "optim.lr=5e-3", "data.synthetic_noise=0.3",
                    "data.val_items=4", "trainer.eval_every_steps=100", "eval.composite=test"]
+# Adam's foreach step (optim.fused=false), chosen on validation: the 900 steps are chaotic, and
+# with the fused step (the same algorithm, rounded differently) this run stays on a loss plateau
+# (best validation PESQ 1.36 at step 100; test PESQ +0.18, SI-SDR -8.0 dB) where the foreach run
+# learns (validation PESQ 1.68 at step 900). One seed: see docs/audio.md.
+QUALITY_OVERRIDES = ["optim.fused=false"]
 RECIPE = "audio/frcrn_causal_remix3"
 QUALITY_KEYS = ("pesq", "stoi", "si_sdr", "csig", "cbak", "covl")
 
@@ -150,7 +155,7 @@ def train_and_test(quick: bool) -> dict:
     if not os.environ.get("OSTINATO_DATA"):
         raise DataError("ostinato bench audio needs the shared data (held-out VoiceBank+DEMAND pairs): set OSTINATO_DATA")
     steps = QUICK_STEPS if quick else TRAIN_STEPS
-    overrides = BENCH_OVERRIDES + [f"trainer.max_steps={steps}", "trainer.max_epochs=100000",
+    overrides = BENCH_OVERRIDES + QUALITY_OVERRIDES + [f"trainer.max_steps={steps}", "trainer.max_epochs=100000",
                                    f"trainer.max_minutes={MAX_MINUTES}", "trainer.device=cpu"]
     return kit.train(RECIPE, overrides, name=RECIPE, table="quality", budget_steps=steps, threads=torch.get_num_threads())
 
