@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from . import checkpoint as ckpt
-from .errors import ConfigError
+from .errors import ConfigError, OstinatoError
 from .io import atomic_write_text
 from .paths import check_out_dir
 from .pretrained import HF_PREFIX, PREFIX, is_source, load_state, ship_folder, shipped
@@ -36,17 +36,28 @@ from .weights import HUB_CARD, HUB_CONFIG, card, write
 
 
 def _state(source: str | Path) -> dict[str, Any]:
-    """A run's best checkpoint (or a .pt), or a source of weights, as a checkpoint-like dict."""
+    """A run's best checkpoint (or a .pt), or a source of weights, as a checkpoint-like dict, its
+    inference state as the domain shares it (``Domain.shared_inference``: no dataset content)."""
     if is_source(source):
-        return load_state(source)
+        return _shared(load_state(source))
     if not Path(str(source)).exists() and str(source) in shipped():
-        return load_state(PREFIX + str(source))
+        return _shared(load_state(PREFIX + str(source)))
     from .train import find_checkpoint
 
     state = ckpt.load(find_checkpoint(source))
     if not isinstance(state.get("config"), dict) or "model" not in state:
         raise ConfigError(f"{source}: not an ostinato checkpoint; expected a run directory or a .pt written by `ostinato train`")
-    return state
+    return _shared(state)
+
+
+def _shared(state: dict[str, Any]) -> dict[str, Any]:
+    from .domain import get_domain
+
+    try:
+        hook = get_domain(state["config"].get("domain", "")).shared_inference
+    except OstinatoError:  # a domain not installed (or broken) here: shared as it is
+        return state
+    return {**state, "inference": hook(state["inference"])} if hook and state.get("inference") else state
 
 
 def save_pretrained(source: str | Path, out_dir: str | Path, *, fp16: bool = False,

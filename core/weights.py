@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import sha256_of as sha256  # the one file hasher (data verify uses it too)
-from .errors import ConfigError, DataError, OstinatoError
+from .errors import ConfigError, DataError
 from .io import atomic_write, atomic_write_text
 
 FORMAT = "ostinato-weights/1"
@@ -77,17 +77,6 @@ def _stored(state_dict: dict[str, Any], fp16: bool) -> tuple[dict[str, Any], str
     return out, "float16" if any16 else "float32"
 
 
-def _shared_inference(domain: str, inference: dict[str, Any]) -> dict[str, Any]:
-    """``inference`` as the domain shares it (``Domain.shared_inference``; unchanged by default)."""
-    from .domain import get_domain
-
-    try:
-        hook = get_domain(domain).shared_inference
-    except OstinatoError:  # a domain not installed (or broken) here: shared as it is
-        return inference
-    return hook(inference) if hook else inference
-
-
 def write(state: dict[str, Any], folder: Path, stem: str, *, fp16: bool = False, doc_name: str | None = None,
           extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``state`` (a checkpoint dict: ``config``, ``model``, optional ``inference`` and
@@ -111,7 +100,7 @@ def write(state: dict[str, Any], folder: Path, stem: str, *, fp16: bool = False,
         **(extra or {}),
         "config": cfg,
         "model_kwargs": dict(state.get("model_kwargs") or {}),
-        "inference": encode(_shared_inference(cfg.get("domain", ""), state.get("inference") or {})),
+        "inference": encode(state.get("inference") or {}),
         "weights": {"file": wfile.name, "sha256": sha256(wfile), "bytes": wfile.stat().st_size,
                     "stored_dtype": stored, "dtype": "float32",
                     "params": int(sum(t.numel() for t in tensors.values() if t.is_floating_point()))},
