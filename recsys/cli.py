@@ -62,12 +62,10 @@ def _history_items(history: str, saved: dict):
         raise ConfigError(f"--history {history!r}: expected item ids separated by commas, e.g. 12,7,301") from None
     if not raw:
         raise ConfigError("--history: expected at least one item id, e.g. 12,7,301")
-    lookup = {int(v): i for i, v in enumerate(np.asarray(ids)) if i} if ids is not None else None
-    internal = [lookup.get(r, 0) for r in raw] if lookup is not None else [r if 1 <= r <= n else 0 for r in raw]
-    bad = [r for r, i in zip(raw, internal) if i == 0]
+    items = Interactions.item_index(raw, n, ids)
+    bad = [r for r, i in zip(raw, items) if i == 0]
     if bad:
         raise ConfigError(f"--history: item {bad[0]} is not an item of the run's dataset ({n} items)")
-    items = np.asarray(internal, np.int64)
     return Interactions(np.array([0, len(items)], np.int64), items, n, np.array([0]),
                         None if ids is None else np.asarray(ids, np.int64), str(saved.get("source", "")))
 

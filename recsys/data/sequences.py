@@ -127,6 +127,14 @@ class Interactions:
     def item_label(self, items: np.ndarray) -> np.ndarray:
         return self.item_ids[items] if self.item_ids is not None else items
 
+    @staticmethod
+    def item_index(labels: list[int], n_items: int, item_ids: np.ndarray | None) -> np.ndarray:
+        """Internal ids of items given by their source ids (the inverse of :meth:`item_label`); 0 where unknown."""
+        if item_ids is None:
+            return np.array([r if 1 <= r <= n_items else 0 for r in labels], np.int64)
+        lookup = {int(v): i for i, v in enumerate(np.asarray(item_ids)) if i}
+        return np.array([lookup.get(r, 0) for r in labels], np.int64)
+
     def to_state(self) -> dict:
         """Every user's sequence and the id maps, compactly (saved in checkpoints for ``recommend``):
         ``offsets`` (U + 1,) int64, ``items`` (N,) int32, ``user_ids`` (U,) array (ints) or list
