@@ -5,13 +5,18 @@ import pytest
 from ._common import ETTH1, _pairs_file
 
 
-@pytest.fixture(scope="package")
-def audio_run(tmp_path_factory):
+def _tiny_run(tmp_path_factory, recipe):
+    """A run folder of ``recipe`` (a tiny test_* recipe), trained in-process without its test pass."""
     from ostinato.core.cli import main
 
-    out = tmp_path_factory.mktemp("hostile_audio") / "run"
-    assert main(["train", "audio/test_frcrn", "--out", str(out), "--quiet", "trainer.test_at_end=false"]) == 0
+    out = tmp_path_factory.mktemp("hostile_" + recipe.split("/")[0]) / "run"
+    assert main(["train", recipe, "--out", str(out), "--quiet", "trainer.test_at_end=false"]) == 0
     return out
+
+
+@pytest.fixture(scope="package")
+def audio_run(tmp_path_factory):
+    return _tiny_run(tmp_path_factory, "audio/test_frcrn")
 
 
 @pytest.fixture(scope="package")
@@ -62,20 +67,12 @@ eval: {{protocol: sampled, n_negatives: 2}}
 
 @pytest.fixture(scope="package")
 def vision_run(tmp_path_factory):
-    from ostinato.core.cli import main
-
-    out = tmp_path_factory.mktemp("hostile_vision") / "run"
-    assert main(["train", "vision/test_convlstm", "--out", str(out), "--quiet", "trainer.test_at_end=false"]) == 0
-    return out
+    return _tiny_run(tmp_path_factory, "vision/test_convlstm")
 
 
 @pytest.fixture(scope="package")
 def control_run(tmp_path_factory):
-    from ostinato.core.cli import main
-
-    out = tmp_path_factory.mktemp("hostile_control") / "run"
-    assert main(["train", "control/test_muvla_cue_task", "--out", str(out), "--quiet", "trainer.test_at_end=false"]) == 0
-    return out
+    return _tiny_run(tmp_path_factory, "control/test_muvla_cue_task")
 
 
 @pytest.fixture

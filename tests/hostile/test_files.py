@@ -108,34 +108,22 @@ def test_csv_reader_rejects_non_increasing_dates(tmp_path, how, words):
     one_line(str(e.value), f"{p}:22:", words, "increasing")
 
 
-def test_m4_reader_rejects_inf(tmp_path):
-    from ostinato.timeseries.data.m4 import read_m4_wide
+@pytest.mark.parametrize("reader,name,text,names", [
+    ("m4.read_m4_wide", "Hourly-train.csv", "V1,V2,V3,V4\nH1,1,2,3\nH2,4,inf,6\n", [":3:", "'V3'", "not finite"]),
+    ("ucr.read_ucr_tsv", "X_TRAIN.tsv", "1\t0.5\t0.25\n2\t1e300\t3\n", [":2:", "1e+300", "overflows float32"]),
+    ("covid.read_jhu", "jhu.csv", "Province/State,Country/Region,Lat,Long,1/22/20,1/23/20,1/23/20\n,A,0,0,1,2,3\n",
+     [":1:", "1/23/20", "increasing"]),
+])
+def test_benchmark_readers_reject_bad_values(tmp_path, reader, name, text, names):
+    import importlib
 
-    p = tmp_path / "Hourly-train.csv"
-    p.write_text("V1,V2,V3,V4\nH1,1,2,3\nH2,4,inf,6\n")
+    module, fn = reader.split(".")
+    read = getattr(importlib.import_module(f"ostinato.timeseries.data.{module}"), fn)
+    p = tmp_path / name
+    p.write_text(text)
     with pytest.raises(DataError) as e:
-        read_m4_wide(p)
-    one_line(str(e.value), f"{p}:3:", "'V3'", "not finite")
-
-
-def test_ucr_reader_rejects_inf(tmp_path):
-    from ostinato.timeseries.data.ucr import read_ucr_tsv
-
-    p = tmp_path / "X_TRAIN.tsv"
-    p.write_text("1\t0.5\t0.25\n2\t1e300\t3\n")
-    with pytest.raises(DataError) as e:
-        read_ucr_tsv(p)
-    one_line(str(e.value), f"{p}:2:", "1e+300", "overflows float32")
-
-
-def test_jhu_reader_rejects_repeated_dates(tmp_path):
-    from ostinato.timeseries.data.covid import read_jhu
-
-    p = tmp_path / "jhu.csv"
-    p.write_text("Province/State,Country/Region,Lat,Long,1/22/20,1/23/20,1/23/20\n,A,0,0,1,2,3\n")
-    with pytest.raises(DataError) as e:
-        read_jhu(p)
-    one_line(str(e.value), f"{p}:1:", "1/23/20", "increasing")
+        read(p)
+    one_line(str(e.value), f"{p}{names[0]}", *names[1:])
 
 
 def test_training_on_a_file_failing_its_checksum_warns_once(ts_run):
