@@ -2,12 +2,11 @@
 the sha256 manifest, fp16 storage, the `pretrained:` sources in load_run and create_model, and
 each shipped weight's test metric against its recorded digits (skipped without its data)."""
 import json
-import shutil
 
 import pytest
 import torch
 
-from ostinato.core import ConfigError, DataError, create_model
+from ostinato.core import ConfigError, DataError, OstinatoError, create_model
 from ostinato.core import checkpoint as ckpt
 from ostinato.core.cli import main
 from ostinato.core.hub import from_pretrained, save_pretrained
@@ -193,6 +192,10 @@ def test_shipped_weights_reproduce_their_test_metric(recipe):
         got, _ = eval_test_split(f"pretrained:{recipe}")  # as `ostinato eval pretrained:RECIPE --split test`
     except DataError as e:
         pytest.skip(f"{recipe}: its data is not here: {e}")
+    except OstinatoError as e:  # a simulator's environment: ManiSkill3, MIKASA-Robo or the CPU renderer missing
+        if not any(w in str(e) for w in ("needs ManiSkill3", "needs MIKASA-Robo", "no Vulkan renderer")):
+            raise
+        pytest.skip(f"{recipe}: its environment is not here: {e}")
     m = doc["metrics"]
     for k, d in m["digits"].items():
         assert f"{got[k]:.{d}f}" == f"{m['values'][k]:.{d}f}" == f"{m['float32_run'][k]:.{d}f}", (k, got[k])
