@@ -25,3 +25,10 @@ class DataError(OstinatoError):
 
 class TrainingError(OstinatoError):
     """Training stopped abnormally, e.g. on a non-finite loss (exit code 1)."""
+
+
+class EnvironmentMissing(OstinatoError):
+    """An optional simulator, its assets or its renderer is not installed here (exit code 1).
+
+    Tests that need one skip on this error, with its message as the reason.
+    """

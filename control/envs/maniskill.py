@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ostinato.core.errors import ConfigError, OstinatoError
+from ostinato.core.errors import ConfigError, EnvironmentMissing
 
 from .render import configure_render
 
@@ -65,18 +65,18 @@ def import_env_modules(env_id: str) -> None:
     try:
         import mani_skill.envs  # noqa: F401
     except ImportError as e:
-        raise OstinatoError(
+        raise EnvironmentMissing(
             f"env {env_id!r} needs ManiSkill3: pip install 'mani-skill==3.0.1' mplib ({e.name} missing)"
         ) from None
     if is_mikasa(env_id):
         try:
             import mikasa_robo_suite.rl.memory_envs  # noqa: F401
         except ImportError as e:
-            raise OstinatoError(
+            raise EnvironmentMissing(
                 f"env {env_id!r} needs MIKASA-Robo: pip install --no-deps mikasa-robo-suite==1.0.0 ({e.name} missing)"
             ) from None
     if env_id in NEEDS_YCB and not ycb_available():
-        raise OstinatoError(
+        raise EnvironmentMissing(
             f"env {env_id!r} needs the YCB assets, which cannot be downloaded offline "
             "(`python -m mani_skill.utils.download_asset ycb` where the internet is reachable)"
         )

@@ -39,7 +39,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ostinato.core.errors import OstinatoError
+from ostinato.core.errors import EnvironmentMissing, OstinatoError
 
 _LIB_SUBDIR = "root/usr/lib/x86_64-linux-gnu"
 _PRIVATE_LIBS = ("libdrm.so.2", "libdrm_amdgpu.so.1")
@@ -91,7 +91,7 @@ def configure_render(prefix: str | Path | None = None, required: bool = True) ->
         return status
     if status == "missing":
         if required:
-            raise OstinatoError(
+            raise EnvironmentMissing(
                 f"no Vulkan renderer for ManiSkill on this CPU machine ({Path(prefix or default_prefix())} has no "
                 "Mesa 25 lavapipe); run `ostinato control setup-render` once (root, apt)"
             )

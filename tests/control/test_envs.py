@@ -7,7 +7,7 @@ import pytest
 
 from ostinato.control.envs import EnvConfig, list_envs, make_env
 from ostinato.control.envs import render
-from ostinato.core.errors import OstinatoError
+from ostinato.core.errors import EnvironmentMissing
 
 
 def test_configure_render_uses_private_lavapipe_and_keeps_gpu(tmp_path, monkeypatch):
@@ -28,7 +28,7 @@ def test_configure_render_uses_private_lavapipe_and_keeps_gpu(tmp_path, monkeypa
     assert os.environ["VK_ICD_FILENAMES"] == str(prefix / "lvp_icd.json")
     assert os.environ["NODEVICE_SELECT"] == "1"
     assert os.environ["LD_LIBRARY_PATH"] == f"{lib}:/opt/x"
-    with pytest.raises(OstinatoError, match="ostinato control setup-render"):
+    with pytest.raises(EnvironmentMissing, match="ostinato control setup-render"):
         render.configure_render(tmp_path / "nothing")
 
 
@@ -106,13 +106,13 @@ def test_shellgame_without_ycb_is_one_line_error():
     try:
         import mikasa_robo_suite  # noqa: F401
     except ImportError:  # without MIKASA-Robo the refusal names the install command
-        with pytest.raises(OstinatoError, match="needs MIKASA-Robo: pip install --no-deps mikasa-robo-suite"):
+        with pytest.raises(EnvironmentMissing, match="needs MIKASA-Robo: pip install --no-deps mikasa-robo-suite"):
             import_env_modules("ShellGameTouch-v0")
         return
     if ycb_available():  # the assets were downloaded on this machine: the env must then build
         import_env_modules("ShellGameTouch-v0")
         return
-    with pytest.raises(OstinatoError, match="needs the YCB assets"):
+    with pytest.raises(EnvironmentMissing, match="needs the YCB assets"):
         import_env_modules("ShellGameTouch-v0")
 
 
