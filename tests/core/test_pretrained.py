@@ -120,6 +120,10 @@ def test_create_model_pretrained(toy_run, tmp_path):
         create_model("chimera", pretrained=ANY)
     with pytest.raises(ConfigError, match="shipped weights of model 'toy_seq': none"):
         create_model("toy_seq", pretrained=True)
+    several = sorted(r for r, s in SHIPPED.items() if s.doc["model"] == "muvla")  # cue task and RememberColor3
+    assert len(several) == 2
+    with pytest.raises(ConfigError, match=f"model 'muvla': several: {', '.join(several)}; pass pretrained="):
+        create_model("muvla", pretrained=True)
     assert create_model("toy_seq", d_model=16).training  # without pretrained: as before
 
 
