@@ -39,6 +39,7 @@ from ostinato.core import benchkit as kit
 from ostinato.core import recipe as rec
 from ostinato.core.device import autocast, select_device, to_device
 from ostinato.core.measure import clock, count_flops, count_params
+from ostinato.core.runstate import model_name
 
 from .metrics import FrameMetrics
 
@@ -107,7 +108,7 @@ def equal_budget(minutes: float, test_size: int, device: str, keep: Path | None 
             x = torch.rand(1, 10, 1, 64, 64, device=dev)
             flops = count_flops(lambda: model(x, 10))
             xb = torch.rand(batch_size if dev.type == "cpu" else 64, 10, 1, 64, 64, device=dev)
-            return {"model": kit.field(run.cfg.model, "name"), "lr": run.cfg.optim.lr,
+            return {"model": model_name(run.cfg), "lr": run.cfg.optim.lr,
                     "macs_G": flops / 2e9, "flops_G": flops / 1e9, "infer_seq_per_s": infer_throughput(model, xb, 10)}
 
         name = recipe.split("/")[1]
